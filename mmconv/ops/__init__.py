@@ -1,0 +1,1 @@
+"""Operators (torch only): involution, C-volution, SCC, SCConv and convolutional sparse coding."""

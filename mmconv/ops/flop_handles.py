@@ -1,0 +1,32 @@
+"""FLOP handles for operators that mmengine's jit-based counter cannot see.
+
+mmengine's ``FlopAnalyzer`` counts convolutions and matmuls it finds in a traced graph, but a
+custom ``torch.autograd.Function`` appears there as one opaque ``prim::PythonOp.<ClassName>`` node
+and counts zero. Each operator registers a handle for its Functions here; this module depends on
+torch only, and :mod:`mmconv.analysis` installs the handles into mmengine.
+
+A handle has mmengine's signature ``handle(inputs, outputs) -> int``: the traced graph values of the
+node's tensor inputs and outputs, returning multiply-accumulates (1 MAC = 1 FLOP, as in the papers).
+"""
+from typing import Any, Callable, Dict, List, Optional
+
+FlopHandle = Callable[[List[Any], List[Any]], int]
+
+FLOP_HANDLES: Dict[str, FlopHandle] = {}
+
+
+def register_flop_handle(function_name: str) -> Callable[[FlopHandle], FlopHandle]:
+    """Register ``handle`` for the autograd Function class named ``function_name``."""
+
+    def decorator(handle: FlopHandle) -> FlopHandle:
+        FLOP_HANDLES[f'prim::PythonOp.{function_name}'] = handle
+        return handle
+
+    return decorator
+
+
+def value_shape(value: Any) -> Optional[List[int]]:
+    """Shape of a traced tensor value, or None for a non-tensor value."""
+    if value.isCompleteTensor():
+        return value.type().sizes()
+    return None
