@@ -61,7 +61,7 @@ if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
     # Keep the user informed: one line per compiled file, the full log only on failure.
     if ! "$PYTHON" -m pip wheel -v --no-deps --no-build-isolation "$SRC" -w "$WORK/dist" 2>&1 \
             | tee "$LOG" | grep --line-buffered -oE '(/[^ ]*/)?csrc/[^ ]+\.(cpp|cu)' \
-            | sed -u 's/^/[build_mmcv]   compiled /'; then
+            | awk '!seen[$0]++ { print "[build_mmcv]   compiling " $0; fflush() }'; then
         :
     fi
     if ! ls "$WORK"/dist/mmcv-*.whl >/dev/null 2>&1; then
