@@ -1,0 +1,16 @@
+"""Everything mmconv configs name, registered on import.
+
+Configs load it with ``custom_imports = dict(imports=['mmconv.models'])``. Operators, backbones and
+necks register in mmengine's root ``MODELS`` so they resolve under the ``mmdet`` and ``mmpretrain``
+scopes alike (and through ``build_conv_layer``); task heads and datasets register in the downstream
+registries and are imported only when that downstream package is installed.
+"""
+from importlib.util import find_spec
+
+from mmconv import engine  # noqa: F401  (RNGStateHook)
+from mmconv.analysis import install_flop_handles
+
+if find_spec('mmpretrain') is not None:
+    from mmconv import datasets  # noqa: F401  (Food101)
+
+install_flop_handles()
