@@ -1,0 +1,261 @@
+"""Involution: reference (unfold) vs memory-light paths, geometry, arguments, memory, params, FLOPs."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd.graph import saved_tensors_hooks
+
+from mmconv.ops import Involution, involution_aggregate
+from mmconv.ops.involution import tap_windows
+
+
+def random_pair(batch, channels, groups, size, kernel_size, stride, dilation, dtype=torch.float64):
+    """x and a matching kernel, both requiring grad."""
+    height, width = size
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    x = torch.randn(batch, channels, height, width, dtype=dtype, requires_grad=True)
+    kernel = torch.randn(batch, groups, kernel_size ** 2, out_h, out_w, dtype=dtype, requires_grad=True)
+    return x, kernel
+
+
+def loop_aggregate(x, kernel, kernel_size, stride, dilation):
+    """The definition, one output element at a time (independent of both implementations)."""
+    batch, channels, height, width = x.shape
+    _, groups, _, out_h, out_w = kernel.shape
+    padding = dilation * (kernel_size - 1) // 2
+    out = torch.zeros(batch, channels, out_h, out_w, dtype=x.dtype)
+    for c in range(channels):
+        g = c // (channels // groups)
+        for i in range(out_h):
+            for j in range(out_w):
+                for u in range(kernel_size):
+                    for v in range(kernel_size):
+                        h, w = stride * i - padding + dilation * u, stride * j - padding + dilation * v
+                        if 0 <= h < height and 0 <= w < width:
+                            out[:, c, i, j] += kernel[:, g, u * kernel_size + v, i, j] * x[:, c, h, w]
+    return out
+
+
+GEOMETRIES = [  # (size, kernel_size, stride, dilation)
+    ((6, 6), 3, 1, 1),
+    ((6, 6), 3, 2, 1),   # stride 2, even size
+    ((7, 5), 3, 2, 1),   # stride 2, odd sizes
+    ((5, 6), 5, 1, 2),   # dilation
+    ((7, 7), 3, 3, 2),   # stride 3 with dilation
+    ((3, 4), 7, 2, 1),   # kernel larger than the image
+]
+
+
+@pytest.mark.parametrize('impl', ['reference', 'memory'])
+@pytest.mark.parametrize('size,kernel_size,stride,dilation', GEOMETRIES)
+def test_aggregate_matches_definition(impl, size, kernel_size, stride, dilation):
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, 6, 2, size, kernel_size, stride, dilation)
+    expected = loop_aggregate(x.detach(), kernel.detach(), kernel_size, stride, dilation)
+    out = involution_aggregate(x, kernel, kernel_size, stride, dilation, impl)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('size,kernel_size,stride,dilation', GEOMETRIES)
+def test_memory_path_gradcheck(size, kernel_size, stride, dilation):
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 4, 2, size, kernel_size, stride, dilation)
+    assert torch.autograd.gradcheck(
+        lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'memory'), (x, kernel))
+
+
+@pytest.mark.parametrize('stride,size', [(1, (14, 14)), (2, (14, 14)), (2, (13, 15))])
+def test_memory_matches_reference_fp32(stride, size):
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, 32, 2, size, 7, stride, 1, dtype=torch.float32)
+    ref = involution_aggregate(x, kernel, 7, stride, 1, 'reference')
+    out = involution_aggregate(x, kernel, 7, stride, 1, 'memory')
+    grad = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, (x, kernel), grad)
+    out_grads = torch.autograd.grad(out, (x, kernel), grad)
+    assert (out - ref).abs().max() <= 1e-5
+    for got, want in zip(out_grads, ref_grads):
+        assert (got - want).abs().max() <= 1e-5
+
+
+def test_memory_path_partial_gradients():
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 4, 1, (5, 5), 3, 1, 1)
+    out = involution_aggregate(x.detach(), kernel, 3, impl='memory')
+    (grad_kernel,) = torch.autograd.grad(out.sum(), kernel)
+    ref = involution_aggregate(x.detach(), kernel, 3, impl='reference')
+    torch.testing.assert_close(grad_kernel, torch.autograd.grad(ref.sum(), kernel)[0])
+
+
+def test_tap_windows_cover_exactly_the_inside_reads():
+    for in_size, kernel_size, stride, dilation in [(7, 3, 2, 1), (5, 7, 1, 2), (4, 7, 3, 1), (9, 5, 2, 2)]:
+        out_size = -(-in_size // stride)
+        padding = dilation * (kernel_size - 1) // 2
+        for u, window in enumerate(tap_windows(kernel_size, stride, dilation, in_size, out_size)):
+            reads = {i: stride * i - padding + dilation * u for i in range(out_size)}
+            inside = {i: r for i, r in reads.items() if 0 <= r < in_size}
+            if window is None:
+                assert not inside
+                continue
+            out_slice, in_slice = window
+            assert list(range(out_size))[out_slice] == list(inside)
+            assert list(range(in_size))[in_slice] == list(inside.values())
+
+
+@pytest.mark.parametrize('size,stride', [((16, 16), 2), ((15, 17), 2), ((9, 9), 3), ((8, 8), 1)])
+def test_module_paths_agree_and_output_size(size, stride):
+    torch.manual_seed(0)
+    op = Involution(32, 7, stride, impl='reference').double()
+    x = torch.randn(2, 32, *size, dtype=torch.float64, requires_grad=True)
+    ref = op(x)
+    assert ref.shape == (2, 32, -(-size[0] // stride), -(-size[1] // stride))
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *op.parameters()])
+    op.impl = 'memory'
+    out = op(x)
+    out_grads = torch.autograd.grad(out.square().sum(), [x, *op.parameters()])
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    for got, want in zip(out_grads, ref_grads):  # parameter gradients go through BN's backward
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_stride_pooling_is_official_on_even_sizes():
+    """ceil-mode pooling without padded counts equals the official AvgPool2d(s, s) on even sizes."""
+    op = Involution(16, 3, stride=2)
+    x = torch.randn(1, 16, 10, 12)
+    torch.testing.assert_close(op.avgpool(x), F.avg_pool2d(x, 2, 2))
+    odd = torch.randn(1, 16, 5, 5)
+    assert op.avgpool(odd).shape[-2:] == (3, 3)
+    torch.testing.assert_close(op.avgpool(odd)[..., -1, -1], odd[..., -1, -1])
+
+
+def test_checkpoint_key_names():
+    keys = set(Involution(64, 7, stride=2).state_dict())
+    assert keys == {'conv1.conv.weight', 'conv1.bn.weight', 'conv1.bn.bias', 'conv1.bn.running_mean',
+                    'conv1.bn.running_var', 'conv1.bn.num_batches_tracked', 'conv2.conv.weight',
+                    'conv2.conv.bias'}
+
+
+def test_parameter_count_by_hand():
+    # C=64, K=7, r=4, 16 channels per group -> G=4, hidden 16:
+    # reduce 64·16 (no bias) + BN 2·16 + span 16·(49·4) + bias 49·4 = 1024 + 32 + 3136 + 196.
+    assert sum(p.numel() for p in Involution(64, 7).parameters()) == 4388
+    # stem-like: C=32, K=3 -> G=2, hidden 8: 32·8 + 2·8 + 8·18 + 18.
+    assert sum(p.numel() for p in Involution(32, 3).parameters()) == 256 + 16 + 144 + 18
+
+
+def test_flops_by_hand():
+    pytest.importorskip('mmengine')
+    from mmconv.analysis import get_model_complexity_info
+    batch, channels, size, kernel_size = 2, 64, 14, 7
+    op = Involution(channels, kernel_size, impl='memory').eval()
+    x = torch.randn(batch, channels, size, size)
+    flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
+    pixels = batch * size * size
+    hidden, groups = channels // 4, channels // 16
+    reduce = pixels * channels * hidden
+    # mmengine counts an eval-mode affine BatchNorm as 2 FLOPs per element (5 in training mode).
+    batch_norm = 2 * pixels * hidden
+    span = pixels * hidden * kernel_size ** 2 * groups  # the span conv's bias is not counted
+    aggregation = pixels * channels * kernel_size ** 2
+    assert flops == reduce + batch_norm + span + aggregation
+
+
+def test_flops_with_stride():
+    pytest.importorskip('mmengine')
+    from mmconv.analysis import get_model_complexity_info
+    op = Involution(32, 3, stride=2, impl='memory').eval()
+    x = torch.randn(1, 32, 9, 9)
+    flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
+    pixels = 5 * 5  # ceil(9 / 2)²; the average pool is not counted by mmengine
+    assert flops == pixels * (32 * 8 + 2 * 8 + 8 * 9 * 2 + 32 * 9)
+
+
+def saved_bytes(fn):
+    """Bytes of distinct storages kept for backward while running ``fn``."""
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn()
+    return sum(storages.values())
+
+
+def test_memory_path_saves_only_input_and_kernel():
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, 32, 2, (16, 16), 7, 1, 1, dtype=torch.float32)
+    memory = saved_bytes(lambda: involution_aggregate(x, kernel, 7, impl='memory'))
+    reference = saved_bytes(lambda: involution_aggregate(x, kernel, 7, impl='reference'))
+    input_and_kernel = (x.numel() + kernel.numel()) * 4
+    assert memory == input_and_kernel
+    assert reference > 10 * memory  # the unfold path keeps a 49×-the-input column tensor
+
+
+def test_module_memory_far_below_reference():
+    torch.manual_seed(0)
+    x = torch.randn(2, 64, 16, 16, requires_grad=True)
+    memory = saved_bytes(lambda: Involution(64, 7, impl='memory')(x))
+    reference = saved_bytes(lambda: Involution(64, 7, impl='reference')(x))
+    assert memory < 0.15 * reference
+
+
+def test_bf16_autocast_cpu():
+    torch.manual_seed(0)
+    op = Involution(32, 7, stride=2, impl='memory')
+    x = torch.randn(2, 32, 15, 15, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = op(x)
+    out.float().square().mean().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in op.parameters())
+    ref = Involution(32, 7, stride=2, impl='reference')
+    ref.load_state_dict(op.state_dict())
+    with torch.no_grad():
+        expected = ref(x)
+    assert (out.float() - expected).abs().max() <= 0.05 * expected.abs().max()
+
+
+def test_half_precision_inputs_accumulate_in_fp32():
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 16, 1, (8, 8), 7, 1, 1, dtype=torch.bfloat16)
+    out = involution_aggregate(x, kernel, 7, impl='memory')
+    out.float().sum().backward()
+    assert out.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16
+    assert kernel.grad.dtype == torch.bfloat16
+    expected = involution_aggregate(x.double(), kernel.double(), 7, impl='reference')
+    assert (out.double() - expected).abs().max() <= 2 ** -7 * expected.abs().max()
+
+
+@pytest.mark.parametrize('kwargs,name', [
+    (dict(channels=24), 'channels'),            # not a multiple of group_channels=16
+    (dict(channels=3, group_channels=3, reduction_ratio=4), 'reduction_ratio'),
+    (dict(channels=0), 'channels'),
+    (dict(channels=16, kernel_size=4), 'kernel_size'),
+    (dict(channels=16, kernel_size=0), 'kernel_size'),
+    (dict(channels=16, stride=0), 'stride'),
+    (dict(channels=16, dilation=0), 'dilation'),
+    (dict(channels=16, group_channels=0), 'group_channels'),
+    (dict(channels=16, reduction_ratio=0), 'reduction_ratio'),
+    (dict(channels=16, impl='cuda'), 'impl'),
+])
+def test_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        Involution(**kwargs)
+
+
+def test_aggregate_rejects_mismatched_kernel():
+    x = torch.randn(1, 16, 8, 8)
+    with pytest.raises(ValueError, match='kernel'):
+        involution_aggregate(x, torch.randn(1, 1, 9, 8, 8), 7)
+    with pytest.raises(ValueError, match='kernel'):
+        involution_aggregate(x, torch.randn(1, 3, 49, 8, 8), 7)
+    with pytest.raises(ValueError, match='impl'):
+        involution_aggregate(x, torch.randn(1, 1, 49, 8, 8), 7, impl='fast')
+
+
+def test_auto_uses_memory_path_on_cpu():
+    x = torch.randn(1, 16, 6, 6, requires_grad=True)
+    out = Involution(16, 3, impl='auto')(x)
+    assert type(out.grad_fn).__name__ == 'InvolutionTapLoopFunctionBackward'
