@@ -1,0 +1,178 @@
+"""Triton involution kernels vs the unfold reference.
+
+Without a GPU the kernels run under Triton's interpreter, which must be switched on
+(``TRITON_INTERPRET=1``) before the kernels are defined. So that the switch does not leak into other
+test modules, the parent pytest process runs a single test that re-runs this module in a child
+pytest process with the variable set; the child collects the real tests below. On a machine with
+CUDA the compiled kernels are also tested in the parent process.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip('triton')
+
+from mmconv.ops import Involution, involution_aggregate  # noqa: E402
+
+INTERPRETED = os.environ.get('TRITON_INTERPRET') == '1'
+DEVICES = ['cpu'] if INTERPRETED else (['cuda'] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
+def test_interpreter_suite_in_subprocess():
+    env = dict(os.environ, TRITON_INTERPRET='1')
+    result = subprocess.run(
+        [sys.executable, '-m', 'pytest', __file__, '-q', '-x', '-p', 'no:cacheprovider'],
+        env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0 and ' passed' in result.stdout, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+on_devices = pytest.mark.parametrize('device', DEVICES)
+
+
+def random_pair(batch, channels, groups, size, kernel_size, stride, device, dtype=torch.float64):
+    height, width = size
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    x = torch.randn(batch, channels, height, width, dtype=dtype, device=device, requires_grad=True)
+    kernel = torch.randn(batch, groups, kernel_size ** 2, out_h, out_w, dtype=dtype, device=device,
+                         requires_grad=True)
+    return x, kernel
+
+
+def forward_and_grads(x, kernel, kernel_size, stride, dilation, impl, grad):
+    out = involution_aggregate(x, kernel, kernel_size, stride, dilation, impl)
+    return (out, *torch.autograd.grad(out, (x, kernel), grad))
+
+
+GEOMETRIES = [  # (channels, groups, size, kernel_size, stride, dilation)
+    (8, 2, (6, 6), 3, 1, 1),
+    (8, 2, (6, 6), 3, 2, 1),     # stride 2, even size
+    (8, 2, (7, 5), 3, 2, 1),     # stride 2, odd sizes
+    (6, 2, (5, 6), 5, 1, 2),     # dilation; 3 channels per group (channel block padded to 4)
+    (4, 1, (7, 7), 3, 3, 2),     # stride 3 with dilation
+    (8, 2, (3, 4), 7, 2, 1),     # kernel larger than the image
+    (16, 1, (11, 13), 7, 1, 1),  # several pixel blocks per (batch, group)
+]
+
+
+@on_devices
+@pytest.mark.parametrize('channels,groups,size,kernel_size,stride,dilation', GEOMETRIES)
+def test_matches_reference_fp64(device, channels, groups, size, kernel_size, stride, dilation):
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, channels, groups, size, kernel_size, stride, device)
+    grad = torch.randn(2, channels, -(-size[0] // stride), -(-size[1] // stride), dtype=x.dtype,
+                       device=device)
+    want = forward_and_grads(x, kernel, kernel_size, stride, dilation, 'reference', grad)
+    got = forward_and_grads(x, kernel, kernel_size, stride, dilation, 'triton', grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+
+
+@on_devices
+@pytest.mark.parametrize('stride,size', [(1, (6, 5)), (2, (5, 5))])
+def test_gradcheck(device, stride, size):
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 4, 2, size, 3, stride, device)
+    # fast_mode checks random projections of the Jacobian: the interpreter is too slow for the
+    # element-by-element check; the exact comparison with the reference covers the rest.
+    assert torch.autograd.gradcheck(lambda a, b: involution_aggregate(a, b, 3, stride, 1, 'triton'),
+                                    (x, kernel), fast_mode=True)
+
+
+@on_devices
+@pytest.mark.parametrize('stride', [1, 2])
+def test_fp32_within_1e5(device, stride):
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, 32, 2, (9, 10), 7, stride, device, dtype=torch.float32)
+    grad = torch.randn(2, 32, -(-9 // stride), -(-10 // stride), device=device)
+    want = forward_and_grads(x, kernel, 7, stride, 1, 'reference', grad)
+    got = forward_and_grads(x, kernel, 7, stride, 1, 'triton', grad)
+    for g, w in zip(got, want):
+        assert g.dtype == torch.float32 and (g - w).abs().max() <= 1e-5
+
+
+@on_devices
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_accumulates_in_fp32(device, dtype):
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 16, 1, (7, 7), 7, 1, device, dtype=dtype)
+    grad = torch.randn(1, 16, 7, 7, device=device, dtype=dtype)
+    got = forward_and_grads(x, kernel, 7, 1, 1, 'triton', grad)
+    x64, kernel64 = (t.detach().double().requires_grad_() for t in (x, kernel))
+    want = forward_and_grads(x64, kernel64, 7, 1, 1, 'reference', grad.double())
+    for g, w in zip(got, want):
+        assert g.dtype == dtype and torch.isfinite(g).all()
+        # fp32 accumulation: only the final rounding to the storage type remains (2⁻⁸ for bf16).
+        assert (g.double() - w).abs().max() <= 2 ** -7 * w.abs().max()
+
+
+@on_devices
+def test_mixed_dtypes_promote(device):
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 8, 2, (5, 5), 3, 1, device, dtype=torch.float32)
+    half_kernel = kernel.detach().to(torch.bfloat16).requires_grad_()
+    out = involution_aggregate(x, half_kernel, 3, impl='triton')
+    out.sum().backward()
+    assert out.dtype == torch.float32 and x.grad.dtype == torch.float32
+    assert half_kernel.grad.dtype == torch.bfloat16
+    ref = involution_aggregate(x.detach(), half_kernel.detach().float(), 3, impl='reference')
+    assert (out - ref).abs().max() <= 1e-5
+
+
+@on_devices
+def test_non_contiguous_inputs_and_partial_grads(device):
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 6, 6, dtype=torch.float64, device=device).transpose(2, 3)
+    kernel = torch.randn(1, 6, 6, 9, 2, dtype=torch.float64, device=device).permute(0, 4, 3, 1, 2)
+    kernel.requires_grad_()
+    out = involution_aggregate(x, kernel, 3, impl='triton')
+    (grad_kernel,) = torch.autograd.grad(out.sum(), kernel)
+    ref = involution_aggregate(x, kernel, 3, impl='reference')
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad_kernel, torch.autograd.grad(ref.sum(), kernel)[0], rtol=0, atol=1e-12)
+
+
+@on_devices
+def test_module_with_triton_matches_reference(device):
+    torch.manual_seed(0)
+    op = Involution(16, 3, stride=2, impl='reference').double().to(device)
+    x = torch.randn(2, 16, 7, 8, dtype=torch.float64, device=device, requires_grad=True)
+    ref = op(x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *op.parameters()])
+    op.impl = 'triton'
+    out = op(x)
+    assert type(out.grad_fn).__name__ == 'InvolutionTritonFunctionBackward'
+    out_grads = torch.autograd.grad(out.square().sum(), [x, *op.parameters()])
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    for got, want in zip(out_grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_launch_blocks_are_powers_of_two():
+    from mmconv.ops.involution_triton import _launch_config
+    for group_channels in (1, 3, 8, 16, 24, 64):
+        for pixels in (1, 5, 49, 3136):
+            block_c, block_p = _launch_config(group_channels, pixels)
+            assert block_c >= group_channels and block_c & (block_c - 1) == 0
+            assert 16 <= block_p <= 128 and block_p & (block_p - 1) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_autocast_fp16():
+    op = Involution(64, 7, stride=2).cuda()
+    x = torch.randn(4, 64, 29, 29, device='cuda', requires_grad=True)
+    with torch.autocast('cuda', dtype=torch.float16):
+        out = op(x)
+    out.float().square().mean().backward()
+    assert type(out.grad_fn).__name__ == 'InvolutionTritonFunctionBackward'
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.skipif(INTERPRETED, reason='the interpreter accepts CPU tensors')
+def test_cpu_tensors_need_the_interpreter():
+    x, kernel = random_pair(1, 16, 1, (5, 5), 3, 1, 'cpu')
+    with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
+        involution_aggregate(x, kernel, 3, impl='triton')
