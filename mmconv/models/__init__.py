@@ -10,6 +10,8 @@ from importlib.util import find_spec
 from mmconv import engine  # noqa: F401  (RNGStateHook)
 from mmconv.analysis import install_flop_handles
 
+from . import backbones, layers  # noqa: F401  (conv-layer adapters, backbones)
+
 if find_spec('mmpretrain') is not None:
     from mmconv import datasets  # noqa: F401  (Food101)
 

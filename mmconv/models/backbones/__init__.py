@@ -1,0 +1,7 @@
+"""Backbones, registered in mmengine's root ``MODELS`` (usable from mmpretrain and mmdet configs)."""
+from .cednet import CedNet
+from .densenet import OperatorDenseNet
+from .operator_resnet import OperatorResNet
+from .rednet import RedNet
+
+__all__ = ['CedNet', 'OperatorDenseNet', 'OperatorResNet', 'RedNet']
