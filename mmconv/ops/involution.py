@@ -19,7 +19,7 @@ a K²-times-the-input tensor for backward), ``'memory'`` (a loop over the K² ta
 import math
 from functools import lru_cache
 from importlib.util import find_spec
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -93,14 +93,67 @@ def tap_windows(kernel_size: int, stride: int, dilation: int, in_size: int,
     return windows
 
 
-def _taps(kernel_size, stride, dilation, in_hw, out_hw):
-    """(tap index, output rows, output cols, input rows, input cols) of every tap that reads the image."""
+class TapPlan(NamedTuple):
+    """How the tap loop walks the image.
+
+    Attributes:
+        in_shape: spatial view of ``x`` the slices index: (H·W,) for stride 1, (H, W) otherwise.
+        out_shape: spatial view of the output and the kernel: (H·W,) or (H', W').
+        taps: (tap index, output index, input index) of every tap that reads inside the image; the
+            indices are tuples of slices over the spatial view.
+        kernel_grid: (K, K, H', W'), to view a kernel's taps and pixels two-dimensionally.
+        wrapped_columns: for stride 1, (v, output columns) whose flattened reads for the taps in
+            kernel column v wrap around to a neighbouring row; empty otherwise.
+    """
+    in_shape: Tuple[int, ...]
+    out_shape: Tuple[int, ...]
+    taps: List[Tuple[int, Tuple[slice, ...], Tuple[slice, ...]]]
+    kernel_grid: Tuple[int, int, int, int]
+    wrapped_columns: List[Tuple[int, slice]]
+
+
+def plan_taps(kernel_size: int, stride: int, dilation: int, in_hw: Tuple[int, int],
+              out_hw: Tuple[int, int]) -> TapPlan:
+    """Slices of every tap, flattened for stride 1 and two-dimensional otherwise.
+
+    With stride 1 a tap (u, v) shifts the flattened image by a constant ``a·W + b`` (a, b the row
+    and column offsets), so it is one long contiguous slice instead of H short rows. Its reads at
+    the ``wrapped_columns`` of column v land on a neighbouring row; the caller zeroes the kernel
+    there, which leaves the result unchanged since those taps read zero padding anyway.
+    """
     rows = tap_windows(kernel_size, stride, dilation, in_hw[0], out_hw[0])
     cols = tap_windows(kernel_size, stride, dilation, in_hw[1], out_hw[1])
+    padding = dilation * (kernel_size - 1) // 2
+    height, width = in_hw
+    taps = []
     for u, row in enumerate(rows):
         for v, col in enumerate(cols):
-            if row is not None and col is not None:
-                yield u * kernel_size + v, row[0], col[0], row[1], col[1]
+            if row is None or col is None:
+                continue
+            if stride > 1:
+                taps.append((u * kernel_size + v, (row[0], col[0]), (row[1], col[1])))
+                continue
+            shift = (dilation * u - padding) * width + dilation * v - padding
+            start = max(row[0].start * width, -shift)
+            stop = min(row[0].stop * width, height * width - shift)
+            taps.append((u * kernel_size + v, (slice(start, stop),), (slice(start + shift, stop + shift),)))
+    grid = (kernel_size, kernel_size, *out_hw)
+    if stride > 1:
+        return TapPlan(in_hw, out_hw, taps, grid, [])
+    wrapped = []
+    for v, col in enumerate(cols):
+        if col is not None:
+            wrapped += [(v, columns) for columns in (slice(0, col[0].start), slice(col[0].stop, width))
+                        if columns.stop > columns.start]
+    return TapPlan((height * width,), (height * width,), taps, grid, wrapped)
+
+
+def zero_wrapped_columns(kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
+    """Zero, in place, the kernel entries (B×G×K²×spatial) whose flattened reads wrap around."""
+    grid = kernel.view(*kernel.shape[:2], *plan.kernel_grid)
+    for v, columns in plan.wrapped_columns:
+        grid[:, :, :, v, :, columns] = 0
+    return kernel
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -108,61 +161,105 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
+# Batch chunk of the CPU tap loop: the input and output slices that a chunk walks K² times should
+# stay in the caches close to the cores (measured: 1.4× faster than whole-batch passes on a 2-core
+# EPYC with 1 MiB of L2 per core; anything from 1 to 8 MiB does about as well).
+CPU_CHUNK_BYTES = 4 * 2**20
+
+
+def batch_chunks(batch: int, bytes_per_sample: int, device: torch.device) -> List[slice]:
+    """Batch slices for the tap loop: cache-sized on CPU, the whole batch on accelerators."""
+    size = batch if device.type != 'cpu' else max(1, CPU_CHUNK_BYTES // max(1, bytes_per_sample))
+    return [slice(start, min(start + size, batch)) for start in range(0, batch, size)]
+
+
+def _kernel_plane(kernel: torch.Tensor, tap: int, index: Tuple[slice, ...]) -> torch.Tensor:
+    """Plane ``tap`` of a B×G×K²×spatial kernel, broadcastable over a group's channels."""
+    return kernel[(slice(None), slice(None), tap, None, *index)]
+
+
+def gather_taps(out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
+    """Forward: ``out[o] += x[tap input] · kernel[tap][o]`` for every tap (views B×G×gc×spatial)."""
+    for tap, out_index, in_index in plan.taps:
+        out[(..., *out_index)].addcmul_(x[(..., *in_index)], _kernel_plane(kernel, tap, out_index))
+
+
+def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
+    """grad_x: ``grad_x[tap input] += grad_out[o] · kernel[tap][o]`` for every tap."""
+    for tap, out_index, in_index in plan.taps:
+        grad_x[(..., *in_index)].addcmul_(grad_out[(..., *out_index)], _kernel_plane(kernel, tap, out_index))
+
+
+def correlate_taps(grad_kernel: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor, plan: TapPlan,
+                   products: torch.Tensor) -> None:
+    """grad_kernel: ``grad_kernel[tap][o] = Σ_c grad_out[c, o] · x[c, tap input]`` for every tap.
+
+    ``products`` (shaped like ``grad_out``) is reused by every tap, so the channel sum makes no
+    fresh temporary.
+    """
+    for tap, out_index, in_index in plan.taps:
+        window = products[(..., *(slice(0, index.stop - index.start) for index in out_index))]
+        torch.mul(grad_out[(..., *out_index)], x[(..., *in_index)], out=window)
+        torch.sum(window, dim=2, out=grad_kernel[(slice(None), slice(None), tap, *out_index)])
+
+
 class InvolutionTapLoopFunction(torch.autograd.Function):
     """Involution aggregation as a loop over the K² taps; saves only ``x`` and the kernel.
 
-    Each tap is one broadcast multiply-add between a shifted (strided) slice of ``x`` and one kernel
-    plane, restricted to the positions that read inside the image, so no padded copy and no K²-sized
-    buffer is ever made. Accumulates in fp32 for fp16/bf16 inputs.
+    Each tap is one broadcast multiply-add between a shifted slice of ``x`` and one kernel plane
+    (see :func:`plan_taps`), restricted to the reads inside the image, so no padded copy and no
+    K²-sized buffer is made. With stride 1 the saved kernel is zero where its flattened read wraps.
+    On CPU the batch is walked in cache-sized chunks. Accumulates in fp32 for fp16/bf16 inputs.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
                 dilation: int) -> torch.Tensor:
-        ctx.save_for_backward(x, kernel)
-        ctx.geometry = (kernel_size, stride, dilation)
         batch, channels, height, width = x.shape
-        _, groups, _, out_h, out_w = kernel.shape
+        _, groups, taps, out_h, out_w = kernel.shape
+        plan = plan_taps(kernel_size, stride, dilation, (height, width), (out_h, out_w))
+        if plan.wrapped_columns:
+            kernel = zero_wrapped_columns(kernel.clone(memory_format=torch.contiguous_format), plan)
+        kernel = kernel.reshape(batch, groups, taps, *plan.out_shape)
+        ctx.save_for_backward(x, kernel)
+        ctx.plan = plan
         out_dtype = torch.promote_types(x.dtype, kernel.dtype)
-        x_groups = x.reshape(batch, groups, channels // groups, height, width)
-        out = x.new_zeros((batch, groups, channels // groups, out_h, out_w),
+        x_view = x.reshape(batch, groups, channels // groups, *plan.in_shape)
+        out = x.new_zeros((batch, groups, channels // groups, *plan.out_shape),
                           dtype=accumulation_dtype(out_dtype))
-        for tap, out_rows, out_cols, in_rows, in_cols in _taps(kernel_size, stride, dilation,
-                                                                (height, width), (out_h, out_w)):
-            out[..., out_rows, out_cols].addcmul_(x_groups[..., in_rows, in_cols],
-                                                  kernel[:, :, tap, None, out_rows, out_cols])
+        for chunk in batch_chunks(batch, 2 * x[0].nbytes, x.device):
+            gather_taps(out[chunk], x_view[chunk], kernel[chunk], plan)
         return out.view(batch, channels, out_h, out_w).to(out_dtype)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
         x, kernel = ctx.saved_tensors
-        kernel_size, stride, dilation = ctx.geometry
+        plan = ctx.plan
         batch, channels, height, width = x.shape
-        _, groups, taps, out_h, out_w = kernel.shape
+        _, groups, taps = kernel.shape[:3]
+        out_h, out_w = grad_out.shape[-2:]
         acc_dtype = accumulation_dtype(torch.promote_types(x.dtype, kernel.dtype))
         # Upcast once so every product below is formed in the accumulation precision.
-        x_groups = x.to(acc_dtype).reshape(batch, groups, channels // groups, height, width)
+        x_view = x.to(acc_dtype).reshape(batch, groups, channels // groups, *plan.in_shape)
         kernel_acc = kernel.to(acc_dtype)
-        grad_groups = grad_out.to(acc_dtype).reshape(batch, groups, channels // groups, out_h, out_w)
-        tap_list = list(_taps(kernel_size, stride, dilation, (height, width), (out_h, out_w)))
+        grad_view = grad_out.to(acc_dtype).reshape(batch, groups, channels // groups, *plan.out_shape)
+        chunks = batch_chunks(batch, x_view[0].nbytes + grad_view[0].nbytes, x.device)
 
         grad_x = grad_kernel = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.zeros_like(x_groups)
-            for tap, out_rows, out_cols, in_rows, in_cols in tap_list:
-                grad_x[..., in_rows, in_cols].addcmul_(grad_groups[..., out_rows, out_cols],
-                                                       kernel_acc[:, :, tap, None, out_rows, out_cols])
+            grad_x = torch.zeros_like(x_view)
+            for chunk in chunks:
+                scatter_taps(grad_x[chunk], grad_view[chunk], kernel_acc[chunk], plan)
             grad_x = grad_x.view(batch, channels, height, width).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            grad_kernel = kernel_acc.new_zeros((batch, groups, taps, out_h, out_w))
-            # One reused product buffer: the channel sum of a tap needs no fresh temporary.
-            products = torch.empty_like(grad_groups)
-            for tap, out_rows, out_cols, in_rows, in_cols in tap_list:
-                window = products[..., :out_rows.stop - out_rows.start, :out_cols.stop - out_cols.start]
-                torch.mul(grad_groups[..., out_rows, out_cols], x_groups[..., in_rows, in_cols], out=window)
-                torch.sum(window, dim=2, out=grad_kernel[:, :, tap, out_rows, out_cols])
-            grad_kernel = grad_kernel.to(kernel.dtype)
+            grad_kernel = kernel_acc.new_zeros(kernel.shape)
+            products = torch.empty_like(grad_view[chunks[0]])
+            for chunk in chunks:
+                correlate_taps(grad_kernel[chunk], grad_view[chunk], x_view[chunk], plan,
+                               products[:chunk.stop - chunk.start])
+            zero_wrapped_columns(grad_kernel, plan)  # the flattened slices also multiplied those reads
+            grad_kernel = grad_kernel.view(batch, groups, taps, out_h, out_w).to(kernel.dtype)
         return grad_x, grad_kernel, None, None, None
 
 

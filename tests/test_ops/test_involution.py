@@ -77,6 +77,22 @@ def test_memory_matches_reference_fp32(stride, size):
         assert (got - want).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize('stride', [1, 2])
+def test_memory_path_batch_chunks(monkeypatch, stride):
+    """The CPU tap loop walks the batch in cache-sized chunks; force uneven chunks of two samples."""
+    from mmconv.ops import involution
+    torch.manual_seed(0)
+    x, kernel = random_pair(5, 8, 2, (7, 6), 5, stride, 1)
+    monkeypatch.setattr(involution, 'CPU_CHUNK_BYTES', 2 * (8 * 7 * 6 * 8) * 2)
+    assert len(involution.batch_chunks(5, 2 * x[0].nbytes, x.device)) == 3
+    grad = torch.randn(5, 8, -(-7 // stride), -(-6 // stride), dtype=torch.float64)
+    out = involution_aggregate(x, kernel, 5, stride, 1, 'memory')
+    ref = involution_aggregate(x, kernel, 5, stride, 1, 'reference')
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    for got, want in zip(torch.autograd.grad(out, (x, kernel), grad), torch.autograd.grad(ref, (x, kernel), grad)):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
 def test_memory_path_partial_gradients():
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 1, (5, 5), 3, 1, 1)
