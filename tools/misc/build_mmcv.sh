@@ -58,12 +58,13 @@ if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
     fi
     say "This takes about 10 minutes on 2 cores; compiler progress follows."
     LOG="$WORK/build.log"
-    # Keep the user informed: one line per compiled file, the full log only on failure.
-    if ! "$PYTHON" -m pip wheel -v --no-deps --no-build-isolation "$SRC" -w "$WORK/dist" 2>&1 \
-            | tee "$LOG" | grep --line-buffered -oE '(/[^ ]*/)?csrc/[^ ]+\.(cpp|cu)' \
-            | awk '!seen[$0]++ { print "[build_mmcv]   compiling " $0; fflush() }'; then
-        :
-    fi
+    # Keep the user informed: one numbered line per compiled source, the full log only on failure.
+    "$PYTHON" -m pip wheel -v --no-deps --no-build-isolation "$SRC" -w "$WORK/dist" 2>&1 \
+        | tee "$LOG" \
+        | awk 'match($0, / -c [^ ]+\.(cpp|cu)/) {
+                   src = substr($0, RSTART + 4, RLENGTH - 4)
+                   if (!seen[src]++) { printf "[build_mmcv]   [%d] compiling %s\n", ++n, src; fflush() }
+               }' || true
     if ! ls "$WORK"/dist/mmcv-*.whl >/dev/null 2>&1; then
         tail -n 60 "$LOG" >&2
         say "Building mmcv failed; the end of the compiler log is printed above." >&2
