@@ -17,8 +17,9 @@ no licence), computes
 
 Because the kernel is generated from the unscaled ``x`` and ``a`` is constant over space, this equals
 ``a ⊙ InvolutionAggregate(x, kernel(x))``, which is what the default path computes: a post-multiply
-after the fused (memory-light or Triton) aggregation, with no extra B×C×H×W input temporary. This
-design reproduces the claimed CedNet-50 budget (16.3 M parameters, about 2.9 GMACs).
+after the fused (memory-light or Triton) aggregation, with no extra B×C×H×W input temporary. A
+CedNet-50 rebuilt with this design has 16.25 M parameters and about 2.85 GMACs, consistent with
+the claimed 16.3 M / 2.9 G.
 
 Fixed here: the released conv_q used ``padding=kernel_size // 2`` of the involution kernel (3 for
 K = 7) on a 3×3 conv, so the pooled mean included zero borders and depended on the resolution; we pad
