@@ -56,7 +56,8 @@ def _involution_fwd_kernel(x_ptr, kernel_ptr, out_ptr, height, width, out_h, out
         values = tl.load(x_base + channel_offsets + (in_row * width + in_col)[None, :],
                          mask=channel_mask[:, None] & inside[None, :], other=0.0)
         acc += values.to(ACC_DTYPE) * weight.to(ACC_DTYPE)[None, :]
-    out_offsets = pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w) + pixels[None, :]
+    out_offsets = (pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w)
+                   + pixels[None, :])
     tl.store(out_ptr + out_offsets, acc.to(out_ptr.dtype.element_ty),
              mask=channel_mask[:, None] & pixel_mask[None, :])
 
@@ -66,7 +67,7 @@ def _involution_grad_x_kernel(grad_out_ptr, kernel_ptr, grad_x_ptr, height, widt
                               GROUP_CHANNELS: tl.constexpr, KERNEL_SIZE: tl.constexpr,
                               STRIDE: tl.constexpr, DILATION: tl.constexpr, ACC_DTYPE: tl.constexpr,
                               BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    """grad_x[b, c, q] = Σ over (tap t, output p) with tap t of p = q of kernel[b, g, t, p]·grad_out[b, c, p].
+    """grad_x[b, c, q] = Σ_(t, p): tap t of p reads q of kernel[b, g, t, p] · grad_out[b, c, p].
 
     A gather over input pixels (no atomics): for tap (u, v) the input pixel (h, w) was read by the
     output pixel ((h + pad − d·u) / s, (w + pad − d·v) / s) when both divisions are exact and land
@@ -103,7 +104,8 @@ def _involution_grad_x_kernel(grad_out_ptr, kernel_ptr, grad_x_ptr, height, widt
         grads = tl.load(grad_out_base + channel_offsets + out_pixel[None, :],
                         mask=channel_mask[:, None] & reached[None, :], other=0.0)
         acc += grads.to(ACC_DTYPE) * weight.to(ACC_DTYPE)[None, :]
-    grad_x_offsets = pid_bg * GROUP_CHANNELS * height * width + channels[:, None] * (height * width) + pixels[None, :]
+    grad_x_offsets = (pid_bg * GROUP_CHANNELS * height * width + channels[:, None] * (height * width)
+                      + pixels[None, :])
     tl.store(grad_x_ptr + grad_x_offsets, acc.to(grad_x_ptr.dtype.element_ty),
              mask=channel_mask[:, None] & pixel_mask[None, :])
 
@@ -129,7 +131,8 @@ def _involution_grad_kernel_kernel(grad_out_ptr, x_ptr, grad_kernel_ptr, height,
     row = pixels // out_w
     col = pixels % out_w
 
-    grad_out_offsets = pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w) + pixels[None, :]
+    grad_out_offsets = (pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w)
+                        + pixels[None, :])
     grads = tl.load(grad_out_ptr + grad_out_offsets, mask=channel_mask[:, None] & pixel_mask[None, :],
                     other=0.0).to(ACC_DTYPE)
     x_base = x_ptr + pid_bg * GROUP_CHANNELS * height * width

@@ -98,7 +98,8 @@ def test_parameter_count_by_hand():
     assert sum(p.numel() for p in CVolution(64, 7).parameters()) == 4388 + 16 + 2304
     # neck variant: C=256, cq_groups=4 -> conv_q 256·64·9.
     involution = sum(p.numel() for p in Involution(256, 7).parameters())
-    assert sum(p.numel() for p in CVolution(256, 7, cq_groups=4).parameters()) == involution + 64 + 256 * 64 * 9
+    neck = CVolution(256, 7, cq_groups=4)
+    assert sum(p.numel() for p in neck.parameters()) == involution + 64 + 256 * 64 * 9
 
 
 def test_flops_by_hand():

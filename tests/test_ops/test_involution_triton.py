@@ -27,7 +27,8 @@ def test_interpreter_suite_in_subprocess():
     result = subprocess.run(
         [sys.executable, '-m', 'pytest', __file__, '-q', '-x', '-p', 'no:cacheprovider'],
         env=env, capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0 and ' passed' in result.stdout, result.stdout[-6000:] + result.stderr[-3000:]
+    report = result.stdout[-6000:] + result.stderr[-3000:]
+    assert result.returncode == 0 and ' passed' in result.stdout, report
 
 
 on_devices = pytest.mark.parametrize('device', DEVICES)

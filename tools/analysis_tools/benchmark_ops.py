@@ -127,11 +127,14 @@ def parse_args():
     parser.add_argument('--repeat', type=int, default=5, help='timed steps per path (median)')
     parser.add_argument('--shape', type=int, nargs=4, metavar=('B', 'C', 'H', 'W'),
                         help='input shape for every case instead of the listed ones')
+    parser.add_argument('--threads', type=int, help='CPU intra-op threads (default: torch\'s)')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cases = [case for case in CASES if not args.ops or case.name in args.ops]
     if not cases:
