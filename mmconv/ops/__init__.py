@@ -1,3 +1,4 @@
 """Operators (torch only): involution, C-volution, SCC, SCConv and convolutional sparse coding."""
 from .involution import Involution, involution_aggregate  # noqa: F401
 from .cvolution import CVolution  # noqa: F401
+from .scc import SCC  # noqa: F401
