@@ -2,3 +2,4 @@
 from .involution import Involution, involution_aggregate  # noqa: F401
 from .cvolution import CVolution  # noqa: F401
 from .scc import SCC  # noqa: F401
+from .scconv import CRU, SCConv, SRU  # noqa: F401

@@ -1,0 +1,564 @@
+"""SCConv: Spatial and Channel reconstruction Convolution (SRU followed by CRU).
+
+Li, Wen, He, "SCConv: Spatial and Channel Reconstruction Convolution for Feature Redundancy",
+CVPR 2023, pp. 6153-6162. https://openaccess.thecvf.com/content/CVPR2023/html/Li_SCConv_Spatial_and_Channel_Reconstruction_Convolution_for_Feature_Redundancy_CVPR_2023_paper.html
+(the authors' repository https://github.com/JavonLi/SCConv holds no code).
+
+SRU (spatial reconstruction unit), on X (B×C1×H×W, C1 even):
+
+    W_γ = γ / Σγ (γ, β: the GroupNorm affine),  R = sigmoid(W_γ ⊙ GN(X)),
+    gate ``'soft'`` (paper default here): W1 = 1 where R > t else R,  W2 = 0 where R > t else R,
+    gate ``'hard'``: W1 = [R ≥ t],  W2 = [R < t]                                 (t = 0.5),
+    X1 = W1 ⊙ X,  X2 = W2 ⊙ X  (the gates multiply X, not GN(X)),
+    Y = concat(X1[:C1/2] + X2[C1/2:],  X1[C1/2:] + X2[:C1/2]).
+
+CRU (channel reconstruction unit), Y → Z (B×C2×H'×W'), split α, squeeze ratio r, GWC groups g:
+
+    up = ⌊α·C1⌋ and low = C1 − up channels of Y, each squeezed by a 1×1 conv to us = up//r and
+    ls = low//r channels;
+    Y1 = GWC(S_up) + PWC1(S_up)   (k×k conv with g groups, and a 1×1 conv, both us → C2, stride s),
+    Y2 = concat(PWC2(S_low), S_low[::s, ::s])   (PWC2: 1×1, ls → C2 − ls; omitted when that is 0),
+    fuse ``'paper'`` (Eq. 7-9): β1 = e^{S1}/(e^{S1} + e^{S2}) per channel with S = GAP(Y),
+        i.e. β1 = sigmoid(GAP(Y1 − Y2)), Z = β1·Y1 + (1 − β1)·Y2;
+    fuse ``'joint'``: one softmax over all 2·C2 pooled channels, Z = β[:C2]·Y1 + β[C2:]·Y2.
+
+Choices where the references disagree (research notes scconv_sccnet.md §1.2-§1.6, §6):
+
+* Defaults follow the paper: α = 1/2, r = 2, g = 2, k = 3, t = 0.5, the per-channel two-way softmax
+  (``fuse='paper'``) and the soft gate, which is the literal reading of "set the weights above the
+  threshold to 1 ... to 0"; the hard gate also stops every gradient to GroupNorm.
+  ``gate='hard'`` and ``fuse='joint'`` reproduce the popular unofficial code (cheng-haha/ScConv
+  July-October 2023, also XxxxYi and the mmengine variant), which many published results used.
+* GroupNorm is ``nn.GroupNorm`` (γ = 1, β = 0 at init, so Σγ stays away from 0) with 4 groups, the
+  cheng-haha wrapper's default; the count is reduced to gcd(C1, gn_groups) so every even width works.
+  Σγ is a tensor sum (upstream's Python ``sum`` launches C adds) and the gate is computed in fp32.
+* The paper gives no bias to GWC (Eq. 11); ``gwc_bias=True`` adds cheng-haha's bias.
+* C1 ≠ C2 uses the paper's general form (Eq. 11); cheng-haha's code has one width only. For a
+  DenseNet layer (128 → 32) PWC2 has 0 outputs and the lower branch is pure reuse.
+* Stride (the paper is silent): on GWC, PWC1 and PWC2, with the reused S_low subsampled
+  ``[::s, ::s]``; the squeeze and the SRU run at the input resolution. Odd sizes with stride 2
+  give ⌈H/2⌉ rows on every branch.
+
+Parameters per layer (α = 1/2, r = 2, g = 2, k = 3, no GWC bias): 2·C1 (GN) + C1²/4 (squeezes) +
+9·(C1/4)·C2/2 (GWC) + (C1/4)·C2 (PWC1) + (C1/4)·(C2 − C1/4) (PWC2); 29·C²/16 + 2C for C1 = C2 = C,
+against 9·C² for a 3×3 conv.
+
+Implementations (``impl``):
+
+* ``'reference'``: the :class:`SRU` and :class:`CRU` modules, written plainly. Autograd keeps about
+  ten activation-sized tensors (GN output, reweights, masks, both gated copies, squeezed maps,
+  branch outputs, concatenations, the weighted product).
+* ``'fast'`` (``'auto'``): two autograd Functions with the same results. :class:`SRUSqueezeFunction`
+  maps X to the squeezed S (B×(us+ls)×H×W) and saves only X (backward recomputes the gate);
+  :class:`CRUFunction` maps S to Z and saves only S and Y1 − Y2 (the fuse needs nothing else). The
+  1×1 convs are batched matmuls accumulating in place (no layout reorders, no sum temporaries).
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .flop_handles import register_flop_handle, value_shape
+
+__all__ = ['SCConv', 'SRU', 'CRU', 'SRUSqueezeFunction', 'CRUFunction']
+
+IMPLS = ('auto', 'fast', 'reference')
+GATES = ('soft', 'hard')
+FUSES = ('paper', 'joint')
+
+
+class SRU(nn.Module):
+    """Spatial reconstruction unit (reference implementation).
+
+    Args:
+        channels: C1, even.
+        gn_groups: GroupNorm groups, reduced to gcd(C1, gn_groups).
+        gate_threshold: t in (0, 1).
+        gate: ``'soft'`` or ``'hard'`` (see the module docstring).
+
+    Shapes:
+        x: B×C1×H×W → B×C1×H×W.
+    """
+
+    def __init__(self, channels: int, gn_groups: int = 4, gate_threshold: float = 0.5,
+                 gate: str = 'soft') -> None:
+        super().__init__()
+        self.gn = nn.GroupNorm(math.gcd(channels, gn_groups), channels)
+        self.gate_threshold = gate_threshold
+        self.gate = gate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        acc_dtype = _accumulation_dtype(x.dtype)
+        gamma = self.gn.weight.to(acc_dtype)
+        gamma_weights = (gamma / gamma.sum()).view(-1, 1, 1)
+        reweights = torch.sigmoid(self.gn(x).to(acc_dtype) * gamma_weights)
+        informative = reweights > self.gate_threshold
+        if self.gate == 'soft':
+            w1 = torch.where(informative, torch.ones_like(reweights), reweights)
+            w2 = torch.where(informative, torch.zeros_like(reweights), reweights)
+        else:
+            w1 = (reweights >= self.gate_threshold).to(acc_dtype)
+            w2 = (reweights < self.gate_threshold).to(acc_dtype)
+        x1, x2 = (w1 * x).to(x.dtype), (w2 * x).to(x.dtype)
+        x11, x12 = x1.chunk(2, dim=1)
+        x21, x22 = x2.chunk(2, dim=1)
+        return torch.cat([x11 + x22, x12 + x21], dim=1)
+
+
+class CRU(nn.Module):
+    """Channel reconstruction unit (reference implementation), general C1 → C2 with stride.
+
+    Args:
+        in_channels: C1.
+        out_channels: C2.
+        kernel_size: k of the group-wise conv (odd).
+        stride: stride of GWC, PWC1, PWC2 and of the reused lower part.
+        dilation: dilation of GWC.
+        alpha: split ratio α; the upper part has ⌊α·C1⌋ channels.
+        squeeze_ratio: r.
+        gwc_groups: g.
+        gwc_bias: give GWC a bias.
+        fuse: ``'paper'`` or ``'joint'``.
+
+    Shapes:
+        x: B×C1×H×W → B×C2×⌈H/s⌉×⌈W/s⌉.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1, alpha: float = 0.5, squeeze_ratio: int = 2, gwc_groups: int = 2,
+                 gwc_bias: bool = False, fuse: str = 'paper') -> None:
+        super().__init__()
+        up, low, up_squeezed, low_squeezed = cru_widths(in_channels, alpha, squeeze_ratio)
+        self.up_channels, self.low_channels = up, low
+        self.stride = stride
+        self.fuse = fuse
+        self.squeeze1 = nn.Conv2d(up, up_squeezed, 1, bias=False)
+        self.squeeze2 = nn.Conv2d(low, low_squeezed, 1, bias=False)
+        self.gwc = nn.Conv2d(up_squeezed, out_channels, kernel_size, stride,
+                             dilation * (kernel_size // 2), dilation, gwc_groups, bias=gwc_bias)
+        self.pwc1 = nn.Conv2d(up_squeezed, out_channels, 1, stride, bias=False)
+        pwc2_width = out_channels - low_squeezed
+        self.pwc2 = nn.Conv2d(low_squeezed, pwc2_width, 1, stride, bias=False) if pwc2_width else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up, low = torch.split(x, [self.up_channels, self.low_channels], dim=1)
+        up, low = self.squeeze1(up), self.squeeze2(low)
+        y1 = self.gwc(up) + self.pwc1(up)
+        reused = low[:, :, ::self.stride, ::self.stride]
+        y2 = torch.cat([self.pwc2(low), reused], dim=1) if self.pwc2 is not None else reused
+        pooled = F.adaptive_avg_pool2d(torch.cat([y1, y2], dim=1), 1)
+        if self.fuse == 'paper':
+            weights = torch.softmax(torch.stack(pooled.chunk(2, dim=1)), dim=0)
+        else:
+            weights = torch.softmax(pooled, dim=1).chunk(2, dim=1)
+        return weights[0] * y1 + weights[1] * y2
+
+
+def cru_widths(in_channels: int, alpha: float, squeeze_ratio: int) -> Tuple[int, int, int, int]:
+    """(up, low, up squeezed, low squeezed) channel counts of the CRU split."""
+    up = int(alpha * in_channels)
+    low = in_channels - up
+    return up, low, up // squeeze_ratio, low // squeeze_ratio
+
+
+def _matmul_into(out: torch.Tensor, weight: torch.Tensor, pixels: torch.Tensor,
+                 accumulate: bool) -> None:
+    """``out (B×O×P) (+)= weight (O×I) @ pixels (B×I×P)`` in place: a 1×1 conv without reorders."""
+    out.baddbmm_(weight.flatten(1).expand(pixels.shape[0], -1, -1), pixels, beta=1 if accumulate else 0)
+
+
+def _pixels(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """B×C×P view (stride 1) or copy of the pixels a stride-``stride`` 1×1 conv reads."""
+    if stride > 1:
+        x = x[:, :, ::stride, ::stride]
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _weight_grad(grad_pixels: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Σ_b grad (O×P) @ pixelsᵀ (P×I), the weight gradient of a 1×1 conv, as O×I×1×1."""
+    return torch.bmm(grad_pixels, pixels.transpose(1, 2)).sum(0)[..., None, None]
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _sru_gate(x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor, groups: int,
+              eps: float, threshold: float, gate: str):
+    """X, reweights R, the informative mask (0/1 float), GN statistics and W_γ, in fp32 or wider."""
+    batch, channels = x.shape[:2]
+    acc_dtype = _accumulation_dtype(x.dtype)
+    x = x.to(acc_dtype)
+    gamma, beta = gn_weight.to(acc_dtype), gn_bias.to(acc_dtype)
+    gamma_weights = gamma / gamma.sum()
+    # sigmoid(W_γ ⊙ GN(x)) is a GroupNorm with affine (W_γ·γ, W_γ·β) followed by a sigmoid.
+    reweights, mean, rstd = torch.native_group_norm(x, gamma * gamma_weights, beta * gamma_weights,
+                                                    batch, channels, x[0, 0].numel(), groups, eps)
+    reweights.sigmoid_()
+    # Float 0/1 masks and arithmetic instead of torch.where, whose CPU kernel is ~10× slower.
+    compare = torch.gt if gate == 'soft' else torch.ge
+    informative = compare(reweights, threshold, out=torch.empty_like(reweights))
+    return x, reweights, informative, mean, rstd, gamma_weights
+
+
+def _halves(x: torch.Tensor) -> torch.Tensor:
+    """B×C×H×W as B×2×(C/2)×(H·W), so both channel halves broadcast against one half."""
+    return x.view(x.shape[0], 2, x.shape[1] // 2, -1)
+
+
+def _sru_output(x: torch.Tensor, reweights: torch.Tensor, informative: torch.Tensor, gate: str,
+                consume: bool) -> torch.Tensor:
+    """Y = cross-reconstructed W1·X and W2·X; ``consume`` lets it overwrite R and the mask.
+
+    Every product is by an exact 0 or 1 or by R, so Y equals the reference bit for bit.
+    """
+    half = x.shape[1] // 2
+    out = torch.mul(informative, x)
+    # (1 − M)·X, the part of X below the threshold.
+    rest = torch.sub(x, out, out=informative if consume else None)
+    if gate == 'soft':
+        # W2·X = R·(1 − M)·X and W1·X = M·X + W2·X, so Y = M·X + (both halves of W2·X).
+        rest.mul_(reweights)
+        shared = torch.add(rest[:, :half], rest[:, half:], out=reweights[:, :half] if consume else None)
+        _halves(out).add_(shared.reshape(x.shape[0], 1, half, -1))
+    else:
+        out[:, :half] += rest[:, half:]
+        out[:, half:] += rest[:, :half]
+    return out
+
+
+def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor) -> torch.Tensor:
+    """The two 1×1 squeeze convs on the up/low channel split of Y, into one B×(us+ls)×H×W map."""
+    batch, _, height, width = y.shape
+    up, up_squeezed = squeeze1.shape[1], squeeze1.shape[0]
+    out = y.new_empty((batch, up_squeezed + squeeze2.shape[0], height * width), dtype=squeeze1.dtype)
+    pixels = _pixels(y.to(squeeze1.dtype))
+    _matmul_into(out[:, :up_squeezed], squeeze1, pixels[:, :up], accumulate=False)
+    _matmul_into(out[:, up_squeezed:], squeeze2, pixels[:, up:], accumulate=False)
+    return out.view(batch, -1, height, width)
+
+
+class SRUSqueezeFunction(torch.autograd.Function):
+    """SRU followed by the CRU squeeze convs: X → S. Saves X only; backward recomputes the gate.
+
+    The gate math runs in fp32 (fp64 for fp64 inputs); the squeeze runs in the squeeze weights' dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor,
+                squeeze1: torch.Tensor, squeeze2: torch.Tensor, groups: int, eps: float,
+                threshold: float, gate: str) -> torch.Tensor:
+        x_acc, reweights, informative, _, _, _ = _sru_gate(x, gn_weight, gn_bias, groups, eps,
+                                                           threshold, gate)
+        squeezed = _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True),
+                            squeeze1, squeeze2)
+        ctx.config = (groups, eps, threshold, gate)
+        ctx.save_for_backward(x, gn_weight, gn_bias, squeeze1, squeeze2)
+        return squeezed
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_squeezed: torch.Tensor):
+        x, gn_weight, gn_bias, squeeze1, squeeze2 = ctx.saved_tensors
+        groups, eps, threshold, gate = ctx.config
+        batch, channels = x.shape[:2]
+        half = channels // 2
+        up, up_squeezed = squeeze1.shape[1], squeeze1.shape[0]
+        x_acc, reweights, informative, mean, rstd, gamma_weights = _sru_gate(
+            x, gn_weight, gn_bias, groups, eps, threshold, gate)
+        y = _sru_output(x_acc, reweights, informative, gate, consume=False)
+
+        grad_pixels = _pixels(grad_squeezed.to(squeeze1.dtype).contiguous())
+        grad_up, grad_low = grad_pixels[:, :up_squeezed], grad_pixels[:, up_squeezed:]
+        grad_squeeze1 = grad_squeeze2 = None
+        if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
+            y_pixels = _pixels(y.to(squeeze1.dtype))
+            grad_squeeze1 = _weight_grad(grad_up, y_pixels[:, :up]).to(squeeze1.dtype)
+            grad_squeeze2 = _weight_grad(grad_low, y_pixels[:, up:]).to(squeeze2.dtype)
+        del y
+        grad_y = grad_pixels.new_empty((batch, channels, grad_pixels.shape[-1]))
+        _matmul_into(grad_y[:, :up], squeeze1.flatten(1).t(), grad_up, accumulate=False)
+        _matmul_into(grad_y[:, up:], squeeze2.flatten(1).t(), grad_low, accumulate=False)
+        grad_y = grad_y.view_as(x).to(x_acc.dtype)
+
+        grad_x = grad_gn_weight = grad_gn_bias = None
+        below = torch.rsub(informative, 1)
+        if gate == 'soft':
+            # Each half of Y holds W2·X of the other half, so off the mask R sees dY + dY_swapped:
+            # ∂X = M·dY + (1 − M)·R·shared and ∂R = (1 − M)·X·shared, with shared = dY_top + dY_bot.
+            shared = grad_y[:, :half] + grad_y[:, half:]
+            shared = shared.reshape(batch, 1, half, -1)
+            grad_x = torch.mul(_halves(reweights), shared).view_as(x_acc)
+            grad_x.mul_(below).addcmul_(grad_y, informative)
+            grad_z = below.mul_(x_acc)
+            _halves(grad_z).mul_(shared)
+            grad_z.mul_(reweights.addcmul_(reweights, reweights, value=-1))  # σ' = R·(1 − R)
+            gamma = gn_weight.to(x_acc.dtype)
+            grad_x_gn, grad_scaled_gamma, grad_scaled_beta = torch.ops.aten.native_group_norm_backward(
+                grad_z, x_acc, mean, rstd, gamma * gamma_weights, batch, channels, x[0, 0].numel(),
+                groups, [True, True, True])
+            grad_x += grad_x_gn
+            # z = W_γ·(γ·n + β) with W_γ = γ/Σγ: chain the scaled-affine gradients back to γ and β.
+            grad_gamma_weights = gamma * grad_scaled_gamma + gn_bias.to(gamma.dtype) * grad_scaled_beta
+            gamma_sum = gamma.sum()
+            grad_gn_weight = (gamma_weights * grad_scaled_gamma + grad_gamma_weights / gamma_sum
+                              - (grad_gamma_weights * gamma).sum() / gamma_sum ** 2).to(gn_weight.dtype)
+            grad_gn_bias = (gamma_weights * grad_scaled_beta).to(gn_bias.dtype)
+        else:
+            # The hard masks are constants: X reaches Y through its own half or the other one only.
+            grad_x = torch.cat([grad_y[:, half:], grad_y[:, :half]], 1)
+            grad_x.mul_(below).addcmul_(grad_y, informative)
+        return (grad_x.to(x.dtype), grad_gn_weight, grad_gn_bias, grad_squeeze1, grad_squeeze2,
+                None, None, None, None)
+
+
+class CRUFunction(torch.autograd.Function):
+    """CRU transform and fuse from the squeezed map S: saves S and Y1 − Y2 (``'joint'``: also Y2)."""
+
+    @staticmethod
+    def forward(ctx, squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bias: Optional[torch.Tensor],
+                pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], stride: int,
+                dilation: int, gwc_groups: int, fuse: str) -> torch.Tensor:
+        up_squeezed = pwc1_weight.shape[1]
+        upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
+        kernel_size = gwc_weight.shape[-1]
+        # Y1 = GWC(S_up) + PWC1(S_up): the 1×1 accumulates into the grouped conv's output.
+        diff = F.conv2d(upper, gwc_weight, gwc_bias, stride, dilation * (kernel_size // 2), dilation,
+                        gwc_groups)
+        batch, out_channels, out_h, out_w = diff.shape
+        diff_pixels = diff.view(batch, out_channels, -1)
+        _matmul_into(diff_pixels, pwc1_weight, _pixels(upper, stride), accumulate=True)
+        # Y2 = [PWC2(S_low), S_low subsampled], built in the output buffer.
+        out = torch.empty_like(diff)
+        out_pixels = out.view(batch, out_channels, -1)
+        generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
+        lower_pixels = _pixels(lower, stride)
+        if generated:
+            _matmul_into(out_pixels[:, :generated], pwc2_weight, lower_pixels, accumulate=False)
+        out_pixels[:, generated:] = lower_pixels
+        diff.sub_(out)
+        acc_dtype = _accumulation_dtype(diff.dtype)
+        pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)
+        y2 = None
+        if fuse == 'paper':
+            # Per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·(Y1 − Y2).
+            weights = torch.sigmoid(pooled_diff)
+            out.addcmul_(diff, weights[..., None, None].to(out.dtype))
+        else:
+            y2 = out.clone()
+            pooled_y2 = y2.mean(dim=(2, 3), dtype=acc_dtype)
+            # Z = β1·Y1 + β2·Y2 = β1·(Y1 − Y2) + (β1 + β2)·Y2.
+            weights = torch.softmax(torch.cat([pooled_diff + pooled_y2, pooled_y2], 1), dim=1)
+            first, second = weights.chunk(2, dim=1)
+            out.mul_((first + second)[..., None, None].to(out.dtype))
+            out.addcmul_(diff, first[..., None, None].to(out.dtype))
+        ctx.config = (stride, dilation, gwc_groups, fuse, gwc_bias is not None)
+        ctx.save_for_backward(squeezed, gwc_weight, pwc1_weight, pwc2_weight, diff, weights, y2)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        squeezed, gwc_weight, pwc1_weight, pwc2_weight, diff, weights, y2 = ctx.saved_tensors
+        stride, dilation, gwc_groups, fuse, has_bias = ctx.config
+        grad_out = grad_out.to(diff.dtype).contiguous()
+        batch, out_channels, out_h, out_w = grad_out.shape
+        pixels = out_h * out_w
+        acc_dtype = _accumulation_dtype(diff.dtype)
+        up_squeezed = pwc1_weight.shape[1]
+        upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
+
+        # Fuse backward: Z = Y2 + β1·D ('paper') or Z = (β1 + β2)·Y2 + β1·D ('joint'), D = Y1 − Y2.
+        grad_first = torch.einsum('bcp,bcp->bc', grad_out.view(batch, out_channels, -1).to(acc_dtype),
+                                  diff.view(batch, out_channels, -1).to(acc_dtype))
+        if fuse == 'paper':
+            first = weights
+            grad_pooled_diff = grad_first * first * (1 - first)
+            grad_y2_scale = None
+        else:
+            first, second = weights.chunk(2, dim=1)
+            grad_second = torch.einsum('bcp,bcp->bc', grad_out.view(batch, out_channels, -1).to(acc_dtype),
+                                       y2.view(batch, out_channels, -1).to(acc_dtype))
+            grad_logits = torch.cat([grad_first + grad_second, grad_second], 1)
+            grad_logits = weights * (grad_logits - (weights * grad_logits).sum(1, keepdim=True))
+            # The logits are (S_D + S_Y2, S_Y2): route them to the pooled D and pooled Y2.
+            grad_pooled_diff = grad_logits[:, :out_channels]
+            grad_y2_scale = grad_logits.view(batch, 2, out_channels).sum(1)
+        # ∂D = g·β1 + ∂S_D/P; ∂Y1 = ∂D; ∂Y2 = g − ∂D (+ g·β2 + ∂S_Y2/P for 'joint', where
+        # ∂Y2 = g·(β1 + β2) − ∂D + ∂S_Y2/P with ∂D as above).
+        grad_diff = torch.addcmul((grad_pooled_diff / pixels)[..., None, None].to(grad_out.dtype),
+                                  grad_out, first[..., None, None].to(grad_out.dtype))
+        if fuse == 'paper':
+            grad_y2 = torch.sub(grad_out, grad_diff)
+        else:
+            grad_y2 = torch.addcmul((grad_y2_scale / pixels)[..., None, None].to(grad_out.dtype),
+                                    grad_out, (first + second)[..., None, None].to(grad_out.dtype))
+            grad_y2.sub_(grad_diff)
+        del grad_out
+
+        needs_squeezed = ctx.needs_input_grad[0]
+        # Y1 = GWC(S_up) + PWC1(S_up).
+        grad_upper, grad_gwc_weight, grad_gwc_bias = torch.ops.aten.convolution_backward(
+            grad_diff, upper, gwc_weight, [out_channels] if has_bias else None, [stride, stride],
+            [dilation * (gwc_weight.shape[-1] // 2)] * 2, [dilation, dilation], False, [0, 0],
+            gwc_groups, [needs_squeezed, ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]])
+        grad_diff_pixels = grad_diff.view(batch, out_channels, -1)
+        upper_pixels = _pixels(upper, stride)
+        grad_pwc1 = _weight_grad(grad_diff_pixels, upper_pixels) if ctx.needs_input_grad[3] else None
+        del upper_pixels
+        grad_squeezed = None
+        if needs_squeezed:
+            grad_squeezed = torch.zeros_like(squeezed)
+            grad_squeezed[:, :up_squeezed] = grad_upper
+            _pointwise_input_grad(grad_squeezed[:, :up_squeezed], pwc1_weight, grad_diff_pixels, stride)
+        del grad_diff, grad_diff_pixels
+        # Y2 = [PWC2(S_low), S_low[::s, ::s]].
+        generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
+        grad_y2_pixels = grad_y2.view(batch, out_channels, -1)
+        grad_pwc2 = None
+        if generated and ctx.needs_input_grad[4]:
+            grad_pwc2 = _weight_grad(grad_y2_pixels[:, :generated], _pixels(lower, stride))
+        if needs_squeezed:
+            grad_lower = grad_squeezed[:, up_squeezed:]
+            grad_lower[:, :, ::stride, ::stride] += grad_y2[:, generated:]
+            if generated:
+                _pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated], stride)
+        return (grad_squeezed,
+                grad_gwc_weight,
+                grad_gwc_bias,
+                grad_pwc1.to(pwc1_weight.dtype) if grad_pwc1 is not None else None,
+                grad_pwc2.to(pwc2_weight.dtype) if grad_pwc2 is not None else None,
+                None, None, None, None)
+
+
+def _pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor, grad_pixels: torch.Tensor,
+                          stride: int) -> None:
+    """Add the input gradient of a stride-``stride`` 1×1 conv into ``grad_input`` (B×I×H×W) in place."""
+    weight_t = weight.flatten(1).t()
+    if stride == 1:
+        _matmul_into(grad_input.view(grad_input.shape[0], grad_input.shape[1], -1), weight_t,
+                     grad_pixels, accumulate=True)
+        return
+    sub = grad_input[:, :, ::stride, ::stride]
+    sub += torch.bmm(weight_t.expand(grad_pixels.shape[0], -1, -1), grad_pixels).view(sub.shape)
+
+
+@register_flop_handle('SRUSqueezeFunction')
+def sru_squeeze_flops(inputs, outputs) -> int:
+    """GroupNorm as mmengine counts ``nn.GroupNorm`` (5 per element) plus the two squeeze convs."""
+    batch, channels, height, width = value_shape(inputs[0])
+    squeeze1, squeeze2 = value_shape(inputs[3]), value_shape(inputs[4])
+    pixels = batch * height * width
+    return 5 * channels * pixels + pixels * (squeeze1[0] * squeeze1[1] + squeeze2[0] * squeeze2[1])
+
+
+@register_flop_handle('CRUFunction')
+def cru_flops(inputs, outputs) -> int:
+    """GWC + PWC1 + PWC2 MACs plus the global average pool of Y1 and Y2, as the reference counts."""
+    batch, out_channels, out_h, out_w = value_shape(outputs[0])
+    weights = [shape for shape in map(value_shape, inputs[1:]) if shape is not None and len(shape) == 4]
+    gwc, pwc1 = weights[0], weights[1]
+    pixels = batch * out_h * out_w
+    flops = pixels * out_channels * (gwc[1] * gwc[2] * gwc[3] + pwc1[1]) + 2 * pixels * out_channels
+    if len(weights) > 2:
+        flops += pixels * weights[2][0] * weights[2][1]
+    return flops
+
+
+class SCConv(nn.Module):
+    """SCConv (SRU → CRU), a drop-in replacement for a k×k convolution.
+
+    Args:
+        in_channels: C1, even.
+        out_channels: C2, divisible by ``gwc_groups`` and at least ⌊(C1 − ⌊α·C1⌋)/r⌋.
+        kernel_size: k of the group-wise conv, odd.
+        stride: stride (GWC, PWC1, PWC2 and the reused lower part).
+        dilation: dilation of the group-wise conv.
+        alpha: split ratio α in (0, 1).
+        squeeze_ratio: r.
+        gwc_groups: g, dividing ⌊α·C1⌋ // r and C2.
+        gn_groups: GroupNorm groups, reduced to gcd(C1, gn_groups).
+        gate_threshold: t in (0, 1).
+        gate: ``'soft'`` (default) or ``'hard'``.
+        fuse: ``'paper'`` (default) or ``'joint'``.
+        gwc_bias: give GWC a bias (cheng-haha's code does; the paper does not).
+        impl: ``'auto'``/``'fast'`` or ``'reference'``.
+
+    Shapes:
+        x: B×C1×H×W → B×C2×⌈H/s⌉×⌈W/s⌉.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1, alpha: float = 0.5, squeeze_ratio: int = 2, gwc_groups: int = 2,
+                 gn_groups: int = 4, gate_threshold: float = 0.5, gate: str = 'soft',
+                 fuse: str = 'paper', gwc_bias: bool = False, impl: str = 'auto') -> None:
+        super().__init__()
+        _check_arguments(in_channels, out_channels, kernel_size, stride, dilation, alpha,
+                         squeeze_ratio, gwc_groups, gn_groups, gate_threshold, gate, fuse, impl)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.dilation = dilation
+        self.impl = impl
+        self.sru = SRU(in_channels, gn_groups, gate_threshold, gate)
+        self.cru = CRU(in_channels, out_channels, kernel_size, stride, dilation, alpha, squeeze_ratio,
+                       gwc_groups, gwc_bias, fuse)
+
+    def extra_repr(self) -> str:
+        return f'impl={self.impl!r}, gate={self.sru.gate!r}, fuse={self.cru.fuse!r}'
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'SCConv expects B×{self.in_channels}×H×W input, got {tuple(x.shape)}.')
+        if self.impl == 'reference':
+            return self.cru(self.sru(x))
+        sru, cru = self.sru, self.cru
+        convs = [cru.squeeze1.weight, cru.squeeze2.weight, cru.gwc.weight, cru.gwc.bias,
+                 cru.pwc1.weight, cru.pwc2.weight if cru.pwc2 is not None else None]
+        device_type = x.device.type
+        if torch.is_autocast_enabled(device_type):
+            dtype = torch.get_autocast_dtype(device_type)
+            convs = [param.to(dtype) if param is not None else None for param in convs]
+        squeeze1, squeeze2, gwc_weight, gwc_bias, pwc1, pwc2 = convs
+        with torch.autocast(device_type, enabled=False):
+            squeezed = SRUSqueezeFunction.apply(x, sru.gn.weight, sru.gn.bias, squeeze1, squeeze2,
+                                                sru.gn.num_groups, sru.gn.eps, sru.gate_threshold,
+                                                sru.gate)
+            return CRUFunction.apply(squeezed, gwc_weight, gwc_bias, pwc1, pwc2, self.stride,
+                                     self.dilation, cru.gwc.groups, cru.fuse)
+
+
+def _check_arguments(in_channels, out_channels, kernel_size, stride, dilation, alpha, squeeze_ratio,
+                     gwc_groups, gn_groups, gate_threshold, gate, fuse, impl) -> None:
+    """Raise a one-sentence ValueError for the first argument SCConv cannot honour."""
+    for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
+                        ('stride', stride), ('dilation', dilation), ('squeeze_ratio', squeeze_ratio),
+                        ('gwc_groups', gwc_groups), ('gn_groups', gn_groups)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f'{name} must be a positive integer, got {value!r}.')
+    if in_channels % 2:
+        raise ValueError(f'in_channels must be even (the SRU swaps channel halves), got {in_channels}.')
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f'kernel_size must be an odd positive integer, got {kernel_size!r}.')
+    if not 0 < alpha < 1:
+        raise ValueError(f'alpha must lie strictly between 0 and 1, got {alpha!r}.')
+    up, low, up_squeezed, low_squeezed = cru_widths(in_channels, alpha, squeeze_ratio)
+    if min(up_squeezed, low_squeezed) < 1:
+        raise ValueError(f'in_channels={in_channels} with alpha={alpha} and squeeze_ratio='
+                         f'{squeeze_ratio} must leave both CRU parts (now {up} and {low} channels) at '
+                         f'least squeeze_ratio channels.')
+    if up_squeezed % gwc_groups or out_channels % gwc_groups:
+        raise ValueError(f'gwc_groups must divide the squeezed upper width {up_squeezed} and '
+                         f'out_channels {out_channels}, got {gwc_groups}.')
+    if out_channels < low_squeezed:
+        raise ValueError(f'out_channels must be at least the squeezed lower width {low_squeezed} '
+                         f'(it is reused as output channels), got {out_channels}.')
+    if not 0 < gate_threshold < 1:
+        raise ValueError(f'gate_threshold must lie strictly between 0 and 1, got {gate_threshold!r}.')
+    for name, value, allowed in (('gate', gate, GATES), ('fuse', fuse, FUSES), ('impl', impl, IMPLS)):
+        if value not in allowed:
+            raise ValueError(f'{name} must be one of {allowed}, got {value!r}.')
