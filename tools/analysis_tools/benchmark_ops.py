@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
-from mmconv.ops import CVolution, Involution
+from mmconv.ops import SCC, CVolution, Involution, SCConv
 
 Factory = Callable[[int], nn.Module]
 
@@ -51,6 +51,12 @@ CASES: List[Case] = [
     Case('involution7', lambda c: Involution(c, 7), lambda c: Involution(c, 7, impl='reference'),
          (8, 256, 14, 14)),
     Case('cvolution7', lambda c: CVolution(c, 7), lambda c: CVolution(c, 7, impl='reference'),
+         (8, 64, 56, 56)),
+    Case('scconv', lambda c: SCConv(c, c), lambda c: SCConv(c, c, impl='reference'),
+         (8, 64, 56, 56)),
+    Case('scc3', lambda c: SCC(c, c, 3), lambda c: SCC(c, c, 3, impl='reference'),
+         (8, 64, 56, 56)),
+    Case('scc5', lambda c: SCC(c, c, 5), lambda c: SCC(c, c, 5, impl='reference'),
          (8, 64, 56, 56)),
 ]
 
