@@ -6,8 +6,8 @@ Perturbations", ICLR 2019, https://arxiv.org/abs/1903.12261.
 The five severity parameters of every corruption are those of the script that produced the published
 CIFAR-10-C / CIFAR-100-C files (``ImageNet-C/create_c/make_cifar_c.py`` in
 https://github.com/hendrycks/robustness), so they are tuned for 32x32 images. The formulas follow
-that script; the implementation is torch only, so it runs on any device and needs neither scikit-image
-nor OpenCV.
+that script; the implementation is torch only, so it runs on any device and needs neither
+scikit-image nor OpenCV.
 
 Randomness is reproducible and independent of call order and batching: the noise of image ``index``
 under (``corruption``, ``severity``) comes from its own generator, seeded from
@@ -34,7 +34,8 @@ SEVERITY_PARAMS: Dict[str, Tuple] = {
     'impulse_noise': (0.01, 0.02, 0.03, 0.05, 0.07),  # fraction of values set to 0 or 1
     'speckle_noise': (0.06, 0.10, 0.12, 0.16, 0.20),  # std of multiplicative x·(1 + N(0, c²))
     'gaussian_blur': (0.4, 0.6, 0.7, 0.8, 1.0),  # Gaussian sigma in pixels
-    'defocus_blur': ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),  # disk radius, alias sigma
+    # (disk radius, sigma of the anti-aliasing blur)
+    'defocus_blur': ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
     'contrast': (0.75, 0.5, 0.4, 0.3, 0.15),  # factor towards the per-channel mean
 }
 CORRUPTIONS: Tuple[str, ...] = tuple(SEVERITY_PARAMS)
@@ -92,7 +93,7 @@ _NOISES: Dict[str, Callable] = {
 
 
 def _depthwise(images: torch.Tensor, kernel: torch.Tensor, pad_mode: str) -> torch.Tensor:
-    """Filter every channel of ``images`` (N, C, H, W) with the 2-D ``kernel`` (kh, kw), same size out."""
+    """Filter every channel of ``images`` (N, C, H, W) with the 2-D ``kernel``; same size out."""
     channels = images.shape[1]
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
     padded = F.pad(images, (pw, pw, ph, ph), mode=pad_mode)
@@ -114,7 +115,7 @@ def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def defocus_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
-    """The normalised disk of ``radius`` smoothed by a 3x3 Gaussian of ``alias_sigma`` (anti-aliasing).
+    """The normalised disk of ``radius``, anti-aliased by a 3x3 Gaussian of ``alias_sigma``.
 
     Cropped to its support, which is (2·floor(radius) + 3) pixels wide.
     """
