@@ -18,9 +18,10 @@ is the nonlinearity.
 Training-time lock mask (ε-greedy exploration): the upstream code forces, per element, level 0 with
 probability p (``mask_prob``) and then level i with probability p/(1 − i·p) unless an earlier level
 locked the element; a forced level wins over every later level. This follows the later upstream fix
-(research notes §3.2: ``lock | select`` instead of the released ``lock & select``, and the
-p/(1 − i·p) rescaling), under which each level is forced with probability exactly p and the natural
-argmax is used with probability 1 − L·p. The seed code (the first release) differs on both points.
+(2025-12-31, research notes §3.2), under which each level is forced with probability exactly p and
+the natural argmax is used with probability 1 − L·p. The seed code already has the earlier lock fix
+(``lock | select``; the first upload had ``lock & select``) but forces every level i ≥ 1 with p,
+i.e. level i with probability p·(1 − p)^i.
 
 Random numbers: instead of L uniform maps per forward, the forced elements are drawn as a Bernoulli
 process of rate L·p (geometric gaps, drawn in float64) with a uniform level for each. The joint law
@@ -33,12 +34,20 @@ Implementations (``impl``):
 
 * ``'reference'``: the upstream algorithm written out level by level (one conv per level, the
   running max and the lock), kept plain for tests. Autograd saves every level's response and mask.
-* ``'fast'`` (``'auto'``): :class:`SCCFunction`. Forward runs the same per-level convs (the nested
-  convs cost 10/9 of one K×K conv for K = 3) followed by an in-place select/affine epilogue.
-  Backward saves only ``x`` and the selected level as int8: the per-level gain is folded into the
-  (tiny) weights instead of the activations, and dα_i needs Σ g·r_i over the elements that chose
-  level i, which equals ⟨W_i, ∂L/∂W_i'⟩ + b_i · Σ g (∂L/∂W_i' = the weight gradient of level i
-  without its gain), so no response is stored or recomputed.
+* ``'fast'`` (``'auto'``): :class:`SCCFunction`. Forward runs one conv per level ≥ 1 and the 1×1
+  level as a batched matmul, then an in-place select/affine epilogue with 0/1 float masks (the CPU
+  ``torch.where`` kernel is ~10× slower than a multiply). Backward saves only ``x`` and the
+  selected level as int8: the per-level gain is folded into the (tiny) weights instead of the
+  activations, level 0 is folded into the other levels (see :class:`SCCFunction`), and dα_i needs
+  Σ g·r_i over the elements that chose level i, which equals ⟨W_i, ∂L/∂W_i'⟩ + b_i · Σ g
+  (∂L/∂W_i' = the weight gradient of level i without its gain), so no response is stored or
+  recomputed.
+
+  Cost: the levels are dense convs, Σ_i (2i+1)² taps per output: 10/9 of a 3×3 conv for K = 3 and
+  35/25 of a 5×5 conv for K = 5. Computing every level for exactly K² taps needs a tap-ordered
+  kernel that snapshots its accumulator at each ring; with dense library convs the zero interior
+  of a ring is multiplied anyway, and the per-tap shift-and-matmul alternative measured slower
+  than the oneDNN convolution on CPU.
 
 Parameters keep the upstream names and shapes (``weight`` (C_out, C_in/groups, K, K), ``bias``
 (L, C_out), ``alpha`` and ``beta`` (L, C_out, 1, 1)) so SCCNet checkpoints load unchanged, and the
@@ -87,7 +96,8 @@ def draw_forced_levels(numel: int, levels: int, mask_prob: float,
     if rate >= 1:
         positions = torch.arange(numel, device=device)
     else:
-        # Gaps of a Bernoulli process are geometric; draw a 10-sigma surplus, top up if still short.
+        # Gaps of a Bernoulli process are geometric; draw a 10-sigma surplus, top up if still short
+        # (the check is one host sync on a GPU).
         mean = numel * rate
         count = int(mean + 10 * math.sqrt(mean) + 16)
         chunks, covered = [], 0
@@ -159,6 +169,24 @@ def scc_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, alp
     return output
 
 
+def _first_argmax(responses: List[torch.Tensor]) -> torch.Tensor:
+    """int8 index of the first maximum over the level responses (strict ``>`` running max)."""
+    if len(responses) == 1:
+        return torch.zeros(responses[0].shape, dtype=torch.int8, device=responses[0].device)
+    choice = torch.empty(responses[0].shape, dtype=torch.int8, device=responses[0].device)
+    torch.gt(responses[1], responses[0], out=choice)
+    if len(responses) > 2:
+        best = torch.maximum(responses[0], responses[1])
+        beats = torch.empty_like(choice)
+        for level in range(2, len(responses)):
+            # choice += beats·(level − choice): int8 arithmetic, unlike masked_fill_, is vectorised.
+            torch.gt(responses[level], best, out=beats)
+            choice.add_(beats.mul_(torch.rsub(choice, level)))
+            if level + 1 < len(responses):
+                torch.maximum(best, responses[level], out=best)
+    return choice
+
+
 def _affine_(response: torch.Tensor, gain: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     """response · gain + offset, in place when the result keeps the response's dtype."""
     if torch.promote_types(response.dtype, gain.dtype) == response.dtype:
@@ -184,9 +212,10 @@ def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s
     return out.view(x.shape[0], -1, out_h, out_w)
 
 
-def _pointwise_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                             grad_x: Optional[torch.Tensor], stride: int, groups: int,
-                             want_weight_grad: bool) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+def _pointwise_conv_backward(
+        grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, grad_x: Optional[torch.Tensor],
+        stride: int, groups: int,
+        want_weight_grad: bool) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
     """Add the 1×1 level's input gradient into ``grad_x`` (in place when given); weight gradient."""
     if groups > 1 or grad_x is None:
         grad_input, grad_weight, _ = torch.ops.aten.convolution_backward(
@@ -210,7 +239,7 @@ def _pointwise_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.
 
 def _level_mask(choice: torch.Tensor, level: int, levels: int, out: torch.Tensor) -> torch.Tensor:
     """Write 1.0 where the element chose ``level`` ≥ 1 and 0.0 elsewhere into ``out``."""
-    return out.copy_(choice if levels == 2 else choice == level)
+    return out.copy_(choice) if levels == 2 else torch.eq(choice, level, out=out)
 
 
 class SCCFunction(torch.autograd.Function):
@@ -298,7 +327,8 @@ class SCCFunction(torch.autograd.Function):
             response_sums = torch.empty_like(grad_sums)
             for level, level_grad in enumerate(level_weight_grads):
                 sub_kernel(grad_weight, level).add_(level_grad * gain[level])
-                response_sums[level] = ((sub_kernel(weight, level).to(acc_dtype) * level_grad).sum(dim=(1, 2, 3))
+                level_weight = sub_kernel(weight, level).to(acc_dtype)
+                response_sums[level] = ((level_weight * level_grad).sum(dim=(1, 2, 3))
                                         + bias[level].to(acc_dtype) * grad_sums[level])
             if needs_alpha:
                 sech2 = 1 - torch.tanh(alpha.to(acc_dtype)) ** 2
@@ -308,21 +338,6 @@ class SCCFunction(torch.autograd.Function):
             grad_beta = grad_sums.view(alpha.shape).to(alpha.dtype)
         grad_bias = (grad_sums * gain.view(levels, -1)).to(bias.dtype) if needs_bias else None
         return (grad_x, grad_weight, grad_bias, grad_alpha, grad_beta, None, None, None, None, None)
-
-
-def _first_argmax(responses: List[torch.Tensor]) -> torch.Tensor:
-    """int8 index of the first maximum over the level responses (strict ``>`` running max)."""
-    if len(responses) == 1:
-        return torch.zeros(responses[0].shape, dtype=torch.int8, device=responses[0].device)
-    choice = torch.empty(responses[0].shape, dtype=torch.int8, device=responses[0].device)
-    torch.gt(responses[1], responses[0], out=choice)
-    if len(responses) > 2:
-        best = torch.maximum(responses[0], responses[1])
-        for level in range(2, len(responses)):
-            choice.masked_fill_(torch.gt(responses[level], best), level)
-            if level + 1 < len(responses):
-                torch.maximum(best, responses[level], out=best)
-    return choice
 
 
 @register_flop_handle('SCCFunction')

@@ -49,6 +49,12 @@ def selection_margin(module, x):
     return float((top2[0] - top2[1]).min())
 
 
+def affine_responses(module, responses):
+    """T_i(r_i) for every level (leading dimension of ``responses``)."""
+    gain = (1 + torch.tanh(module.alpha.detach())).unsqueeze(1)
+    return responses * gain + module.beta.detach().unsqueeze(1)
+
+
 def make_scc(*args, seed=0, dtype=torch.float64, **kwargs):
     torch.manual_seed(seed)
     return SCC(*args, **kwargs).to(dtype)
@@ -112,7 +118,7 @@ def test_reference_is_first_argmax_of_levels():
     x = torch.randn(2, 4, 11, 9, dtype=torch.float64)
     responses = level_responses(module, x)
     idx = responses.argmax(dim=0, keepdim=True)  # first maximum on ties
-    affine = responses * (1 + torch.tanh(module.alpha.detach())).unsqueeze(1) + module.beta.detach().unsqueeze(1)
+    affine = affine_responses(module, responses)
     expected = affine.gather(0, idx).squeeze(0)
     for impl in ('reference', 'fast'):
         module.impl = impl
@@ -142,7 +148,8 @@ def test_gradcheck_fast_path(training):
     def run(x, weight, bias, alpha, beta):
         return SCCFunction.apply(x, weight, bias, alpha, beta, 2, 1, 1, *forced)
 
-    inputs = [x.requires_grad_(True)] + [p.detach().clone().requires_grad_(True) for p in module.parameters()]
+    params = [p.detach().clone().requires_grad_(True) for p in module.parameters()]
+    inputs = [x.requires_grad_(True)] + params
     assert torch.autograd.gradcheck(run, inputs)
 
 
@@ -154,7 +161,7 @@ def test_forced_level_overrides_larger_levels():
         module.bias.copy_(torch.tensor([0.0, 1.0, 2.0]).view(3, 1))  # r_0 < r_1 < r_2 for x > 0
     x = torch.rand(2, 2, 6, 6, dtype=torch.float64) + 0.1
     responses = level_responses(module, x)
-    affine = responses * (1 + torch.tanh(module.alpha.detach())).unsqueeze(1) + module.beta.detach().unsqueeze(1)
+    affine = affine_responses(module, responses)
     torch.manual_seed(3)
     positions, levels = draw_forced_levels(affine[0].numel(), 3, 1 / 3, x.device)
     assert positions.numel() == affine[0].numel()  # p = 1/L forces every element
