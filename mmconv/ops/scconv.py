@@ -191,7 +191,7 @@ def _sru_gate(x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor, g
     """X, reweights R, the informative mask (0/1 float), GN statistics and W_γ, in fp32 or wider."""
     batch, channels = x.shape[:2]
     acc_dtype = _accumulation_dtype(x.dtype)
-    x = x.to(acc_dtype)
+    x = x.to(acc_dtype).contiguous()
     gamma, beta = gn_weight.to(acc_dtype), gn_bias.to(acc_dtype)
     gamma_weights = gamma / gamma.sum()
     # sigmoid(W_γ ⊙ GN(x)) is a GroupNorm with affine (W_γ·γ, W_γ·β) followed by a sigmoid.
@@ -213,7 +213,7 @@ def _sru_output(x: torch.Tensor, reweights: torch.Tensor, informative: torch.Ten
                 consume: bool) -> torch.Tensor:
     """Y = cross-reconstructed W1·X and W2·X; ``consume`` lets it overwrite R and the mask.
 
-    Every product is by an exact 0 or 1 or by R, so Y equals the reference bit for bit.
+    Every product is by an exact 0 or 1 or by R, so given the same R, Y equals the reference's.
     """
     half = x.shape[1] // 2
     out = torch.mul(informative, x)
@@ -387,8 +387,8 @@ class CRUFunction(torch.autograd.Function):
             # The logits are (S_D + S_Y2, S_Y2): route them to the pooled D and pooled Y2.
             grad_pooled_diff = grad_logits[:, :out_channels]
             grad_y2_scale = grad_logits.view(batch, 2, out_channels).sum(1)
-        # ∂D = g·β1 + ∂S_D/P; ∂Y1 = ∂D; ∂Y2 = g − ∂D (+ g·β2 + ∂S_Y2/P for 'joint', where
-        # ∂Y2 = g·(β1 + β2) − ∂D + ∂S_Y2/P with ∂D as above).
+        # ∂D = g·β1 + ∂S_D/P and ∂Y1 = ∂D; ∂Y2 = g − ∂D ('paper') or g·(β1 + β2) + ∂S_Y2/P − ∂D
+        # ('joint'), P = H'·W' (the pools are means).
         grad_diff = torch.addcmul((grad_pooled_diff / pixels)[..., None, None].to(grad_out.dtype),
                                   grad_out, first[..., None, None].to(grad_out.dtype))
         if fuse == 'paper':
