@@ -17,9 +17,12 @@ a K²-times-the-input tensor for backward), ``'memory'`` (a loop over the K² ta
 :mod:`mmconv.ops.involution_triton`).
 """
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib.util import find_spec
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -149,7 +152,7 @@ def plan_taps(kernel_size: int, stride: int, dilation: int, in_hw: Tuple[int, in
 
 
 def zero_wrapped_columns(kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
-    """Zero, in place, the kernel entries (B×G×K²×spatial) whose flattened reads wrap around."""
+    """Zero, in place, the entries of a B×G×K²×H'×W' kernel whose flattened reads wrap around."""
     grid = kernel.view(*kernel.shape[:2], *plan.kernel_grid)
     for v, columns in plan.wrapped_columns:
         grid[:, :, :, v, :, columns] = 0
@@ -161,25 +164,70 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-# Batch chunk of the CPU tap loop: the input and output slices that a chunk walks K² times should
-# stay in the caches close to the cores (measured: 1.4× faster than whole-batch passes on a 2-core
-# EPYC with 1 MiB of L2 per core; anything from 1 to 8 MiB does about as well).
+# Chunk of the CPU tap loop: the input and output slices that a chunk walks K² times should stay in
+# the caches close to its core (measured: 1.4× faster than whole-tensor passes on a 2-core EPYC with
+# 1 MiB of L2 per core; anything from 1 to 8 MiB does about as well).
 CPU_CHUNK_BYTES = 4 * 2**20
+_WORKERS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 
 
-def batch_chunks(batch: int, bytes_per_sample: int, device: torch.device) -> List[slice]:
-    """Batch slices for the tap loop: cache-sized on CPU, the whole batch on accelerators."""
-    size = batch if device.type != 'cpu' else max(1, CPU_CHUNK_BYTES // max(1, bytes_per_sample))
-    return [slice(start, min(start + size, batch)) for start in range(0, batch, size)]
+def chunks_of(units: int, bytes_per_unit: int, device: torch.device) -> List[slice]:
+    """Slices of the (batch·group) units for the tap loop: cache-sized on CPU, all units elsewhere."""
+    size = units if device.type != 'cpu' else max(1, CPU_CHUNK_BYTES // max(1, bytes_per_unit))
+    return [slice(start, min(start + size, units)) for start in range(0, units, size)]
+
+
+def _pin_to_one_intra_op_thread() -> None:
+    torch.set_num_threads(1)
+    torch.get_num_threads()  # consumes this thread's lazy initialisation while the setting is 1
+
+
+def _cpu_workers(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` threads, each running torch ops on a single intra-op thread.
+
+    ``torch.set_num_threads`` is process-wide for threads that have not run a parallel op yet, so
+    every worker is started and pinned at once, then the caller's setting is restored; the workers
+    keep theirs (OpenMP thread counts are per thread once initialised).
+    """
+    key = (os.getpid(), threads)  # a forked child cannot use its parent's threads
+    if key not in _WORKERS:
+        pool = ThreadPoolExecutor(threads, thread_name_prefix='mmconv-taps',
+                                  initializer=_pin_to_one_intra_op_thread)
+        started = threading.Barrier(threads)
+        list(pool.map(lambda _: started.wait(), range(threads)))
+        torch.set_num_threads(threads)
+        _WORKERS[key] = pool
+    return _WORKERS[key]
+
+
+def for_each_chunk(work: Callable[[slice], None], chunks: List[slice], device: torch.device) -> None:
+    """Run ``work`` on every chunk; on CPU, chunks run in parallel on single-threaded workers.
+
+    The tap loop is hundreds of short elementwise ops. Splitting each op across OpenMP threads puts
+    a barrier after every one of them, and on a busy machine a barrier waits for the preempted
+    thread; whole chunks per thread have no barriers and keep each chunk in one core's cache. The
+    chunks are disjoint, so the result does not depend on the schedule.
+    """
+    threads = torch.get_num_threads()
+    if device.type != 'cpu' or threads == 1 or len(chunks) == 1:
+        for chunk in chunks:
+            work(chunk)
+        return
+
+    def run(chunk: slice) -> None:
+        with torch.no_grad():
+            work(chunk)
+
+    list(_cpu_workers(threads).map(run, chunks))
 
 
 def _kernel_plane(kernel: torch.Tensor, tap: int, index: Tuple[slice, ...]) -> torch.Tensor:
-    """Plane ``tap`` of a B×G×K²×spatial kernel, broadcastable over a group's channels."""
-    return kernel[(slice(None), slice(None), tap, None, *index)]
+    """Plane ``tap`` of an N×K²×spatial kernel, broadcastable over a group's channels."""
+    return kernel[(slice(None), tap, None, *index)]
 
 
 def gather_taps(out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
-    """Forward: ``out[o] += x[tap input] · kernel[tap][o]`` for every tap (views B×G×gc×spatial)."""
+    """Forward: ``out[o] += x[tap input] · kernel[tap][o]`` for every tap (views N×gc×spatial)."""
     for tap, out_index, in_index in plan.taps:
         out[(..., *out_index)].addcmul_(x[(..., *in_index)], _kernel_plane(kernel, tap, out_index))
 
@@ -190,17 +238,17 @@ def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Ten
         grad_x[(..., *in_index)].addcmul_(grad_out[(..., *out_index)], _kernel_plane(kernel, tap, out_index))
 
 
-def correlate_taps(grad_kernel: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor, plan: TapPlan,
-                   products: torch.Tensor) -> None:
+def correlate_taps(grad_kernel: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor,
+                   plan: TapPlan) -> None:
     """grad_kernel: ``grad_kernel[tap][o] = Σ_c grad_out[c, o] · x[c, tap input]`` for every tap.
 
-    ``products`` (shaped like ``grad_out``) is reused by every tap, so the channel sum makes no
-    fresh temporary.
+    One product buffer is reused by every tap, so the channel sums make no fresh temporaries.
     """
+    products = torch.empty_like(grad_out)
     for tap, out_index, in_index in plan.taps:
         window = products[(..., *(slice(0, index.stop - index.start) for index in out_index))]
         torch.mul(grad_out[(..., *out_index)], x[(..., *in_index)], out=window)
-        torch.sum(window, dim=2, out=grad_kernel[(slice(None), slice(None), tap, *out_index)])
+        torch.sum(window, dim=1, out=grad_kernel[(slice(None), tap, *out_index)])
 
 
 class InvolutionTapLoopFunction(torch.autograd.Function):
@@ -209,7 +257,8 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
     Each tap is one broadcast multiply-add between a shifted slice of ``x`` and one kernel plane
     (see :func:`plan_taps`), restricted to the reads inside the image, so no padded copy and no
     K²-sized buffer is made. With stride 1 the saved kernel is zero where its flattened read wraps.
-    On CPU the batch is walked in cache-sized chunks. Accumulates in fp32 for fp16/bf16 inputs.
+    On CPU the (batch, group) pairs are walked in cache-sized chunks, in parallel (see
+    :func:`for_each_chunk`). Accumulates in fp32 for fp16/bf16 inputs.
     """
 
     @staticmethod
@@ -220,15 +269,15 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
         plan = plan_taps(kernel_size, stride, dilation, (height, width), (out_h, out_w))
         if plan.wrapped_columns:
             kernel = zero_wrapped_columns(kernel.clone(memory_format=torch.contiguous_format), plan)
-        kernel = kernel.reshape(batch, groups, taps, *plan.out_shape)
         ctx.save_for_backward(x, kernel)
         ctx.plan = plan
         out_dtype = torch.promote_types(x.dtype, kernel.dtype)
-        x_view = x.reshape(batch, groups, channels // groups, *plan.in_shape)
-        out = x.new_zeros((batch, groups, channels // groups, *plan.out_shape),
-                          dtype=accumulation_dtype(out_dtype))
-        for chunk in batch_chunks(batch, 2 * x[0].nbytes, x.device):
-            gather_taps(out[chunk], x_view[chunk], kernel[chunk], plan)
+        units, group_channels = batch * groups, channels // groups
+        x_units = x.reshape(units, group_channels, *plan.in_shape)
+        kernel_units = kernel.reshape(units, taps, *plan.out_shape)
+        out = x.new_zeros((units, group_channels, *plan.out_shape), dtype=accumulation_dtype(out_dtype))
+        for_each_chunk(lambda chunk: gather_taps(out[chunk], x_units[chunk], kernel_units[chunk], plan),
+                       chunks_of(units, 2 * x_units[0].nbytes, x.device), x.device)
         return out.view(batch, channels, out_h, out_w).to(out_dtype)
 
     @staticmethod
@@ -237,29 +286,28 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
         x, kernel = ctx.saved_tensors
         plan = ctx.plan
         batch, channels, height, width = x.shape
-        _, groups, taps = kernel.shape[:3]
-        out_h, out_w = grad_out.shape[-2:]
+        _, groups, taps, out_h, out_w = kernel.shape
+        units, group_channels = batch * groups, channels // groups
         acc_dtype = accumulation_dtype(torch.promote_types(x.dtype, kernel.dtype))
         # Upcast once so every product below is formed in the accumulation precision.
-        x_view = x.to(acc_dtype).reshape(batch, groups, channels // groups, *plan.in_shape)
-        kernel_acc = kernel.to(acc_dtype)
-        grad_view = grad_out.to(acc_dtype).reshape(batch, groups, channels // groups, *plan.out_shape)
-        chunks = batch_chunks(batch, x_view[0].nbytes + grad_view[0].nbytes, x.device)
+        x_units = x.to(acc_dtype).reshape(units, group_channels, *plan.in_shape)
+        kernel_units = kernel.to(acc_dtype).reshape(units, taps, *plan.out_shape)
+        grad_units = grad_out.to(acc_dtype).reshape(units, group_channels, *plan.out_shape)
+        chunks = chunks_of(units, x_units[0].nbytes + grad_units[0].nbytes, x.device)
 
         grad_x = grad_kernel = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.zeros_like(x_view)
-            for chunk in chunks:
-                scatter_taps(grad_x[chunk], grad_view[chunk], kernel_acc[chunk], plan)
+            grad_x = torch.zeros_like(x_units)
+            for_each_chunk(lambda chunk: scatter_taps(grad_x[chunk], grad_units[chunk], kernel_units[chunk], plan),
+                           chunks, x.device)
             grad_x = grad_x.view(batch, channels, height, width).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            grad_kernel = kernel_acc.new_zeros(kernel.shape)
-            products = torch.empty_like(grad_view[chunks[0]])
-            for chunk in chunks:
-                correlate_taps(grad_kernel[chunk], grad_view[chunk], x_view[chunk], plan,
-                               products[:chunk.stop - chunk.start])
+            grad_kernel = kernel_units.new_zeros(kernel_units.shape)
+            for_each_chunk(lambda chunk: correlate_taps(grad_kernel[chunk], grad_units[chunk], x_units[chunk], plan),
+                           chunks, x.device)
+            grad_kernel = grad_kernel.view(batch, groups, taps, out_h, out_w)
             zero_wrapped_columns(grad_kernel, plan)  # the flattened slices also multiplied those reads
-            grad_kernel = grad_kernel.view(batch, groups, taps, out_h, out_w).to(kernel.dtype)
+            grad_kernel = grad_kernel.to(kernel.dtype)
         return grad_x, grad_kernel, None, None, None
 
 

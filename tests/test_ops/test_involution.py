@@ -78,20 +78,35 @@ def test_memory_matches_reference_fp32(stride, size):
 
 
 @pytest.mark.parametrize('stride', [1, 2])
-def test_memory_path_batch_chunks(monkeypatch, stride):
-    """The CPU tap loop walks the batch in cache-sized chunks; force uneven chunks of two samples."""
+def test_memory_path_chunks_in_parallel(monkeypatch, stride):
+    """The CPU tap loop walks (batch, group) pairs in uneven chunks, on worker threads."""
     from mmconv.ops import involution
     torch.manual_seed(0)
     x, kernel = random_pair(5, 8, 2, (7, 6), 5, stride, 1)
-    monkeypatch.setattr(involution, 'CPU_CHUNK_BYTES', 2 * (8 * 7 * 6 * 8) * 2)
-    assert len(involution.batch_chunks(5, 2 * x[0].nbytes, x.device)) == 3
+    unit_bytes = 2 * 4 * 7 * 6 * 8  # input and output of one (batch, group) pair, fp64
+    monkeypatch.setattr(involution, 'CPU_CHUNK_BYTES', 3 * unit_bytes)
+    assert [c.stop - c.start for c in involution.chunks_of(10, unit_bytes, x.device)] == [3, 3, 3, 1]
     grad = torch.randn(5, 8, -(-7 // stride), -(-6 // stride), dtype=torch.float64)
-    out = involution_aggregate(x, kernel, 5, stride, 1, 'memory')
+    results = {}
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        out = involution_aggregate(x, kernel, 5, stride, 1, 'memory')
+        results[threads] = (out, *torch.autograd.grad(out, (x, kernel), grad))
+    torch.set_num_threads(before)
     ref = involution_aggregate(x, kernel, 5, stride, 1, 'reference')
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
-    got = torch.autograd.grad(out, (x, kernel), grad)
-    for g, w in zip(got, torch.autograd.grad(ref, (x, kernel), grad)):
-        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+    want = (ref, *torch.autograd.grad(ref, (x, kernel), grad))
+    for single, parallel, w in zip(results[1], results[2], want):
+        assert torch.equal(single, parallel)  # disjoint chunks: the schedule cannot change a bit
+        torch.testing.assert_close(parallel, w, rtol=0, atol=1e-12)
+
+
+def test_worker_threads_leave_the_thread_setting_alone():
+    from mmconv.ops import involution
+    before = torch.get_num_threads()
+    pool = involution._cpu_workers(2)
+    assert torch.get_num_threads() == before
+    assert list(pool.map(lambda _: torch.get_num_threads(), range(4))) == [1] * 4
 
 
 def test_memory_path_partial_gradients():
