@@ -14,5 +14,7 @@ from . import backbones, layers  # noqa: F401  (conv-layer adapters, backbones)
 
 if find_spec('mmpretrain') is not None:
     from mmconv import datasets  # noqa: F401  (Food101)
+if find_spec('mmdet') is not None:
+    from . import heads, necks  # noqa: F401  (FPN and detection heads built on mmdet's)
 
 install_flop_handles()
