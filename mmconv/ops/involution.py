@@ -298,13 +298,15 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
         grad_x = grad_kernel = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.zeros_like(x_units)
-            for_each_chunk(lambda chunk: scatter_taps(grad_x[chunk], grad_units[chunk], kernel_units[chunk], plan),
-                           chunks, x.device)
+            for_each_chunk(
+                lambda chunk: scatter_taps(grad_x[chunk], grad_units[chunk], kernel_units[chunk], plan),
+                chunks, x.device)
             grad_x = grad_x.view(batch, channels, height, width).to(x.dtype)
         if ctx.needs_input_grad[1]:
             grad_kernel = kernel_units.new_zeros(kernel_units.shape)
-            for_each_chunk(lambda chunk: correlate_taps(grad_kernel[chunk], grad_units[chunk], x_units[chunk], plan),
-                           chunks, x.device)
+            for_each_chunk(
+                lambda chunk: correlate_taps(grad_kernel[chunk], grad_units[chunk], x_units[chunk], plan),
+                chunks, x.device)
             grad_kernel = grad_kernel.view(batch, groups, taps, out_h, out_w)
             zero_wrapped_columns(grad_kernel, plan)  # the flattened slices also multiplied those reads
             grad_kernel = grad_kernel.to(kernel.dtype)
