@@ -44,15 +44,21 @@ def _numpy_globals() -> List[Any]:
     return entries
 
 
+_BUILTIN_STATISTICS = ('current', 'max', 'mean', 'min')
+
+
 def _history_buffer_getattr(owner: Any, name: str) -> Any:
     """Stand-in for ``builtins.getattr`` while unpickling with ``weights_only=True``.
 
     A pickled ``HistoryBuffer`` refers to its statistics methods as ``getattr(HistoryBuffer,
     'mean')``. Allowing the real ``getattr`` would let a file reach any attribute of any allowed
-    object, so only those lookups are answered.
+    object, so only those lookups are answered: the four built-in statistics (listed here, since
+    ``HistoryBuffer._statistics_methods`` stays empty until a first buffer is created, as in a
+    fresh process that only evaluates) and any registered with ``register_statistics``.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
-    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    if owner is HistoryBuffer and (name in _BUILTIN_STATISTICS
+                                   or name in HistoryBuffer._statistics_methods):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'Weights only load failed: getattr({owner!r}, {name!r}) is not allowed')

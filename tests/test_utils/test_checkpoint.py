@@ -36,6 +36,16 @@ def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
     assert torch.equal(loaded['state_dict']['w'], torch.arange(4.))
 
 
+def test_loads_before_any_history_buffer_exists(tmp_path, monkeypatch):
+    # HistoryBuffer registers its built-in statistics when a first buffer is created; a fresh
+    # process that only evaluates (tools/test.py) loads checkpoints before that happens.
+    path = str(tmp_path / 'epoch_1.pth')
+    torch.save(mmengine_like_checkpoint(), path)
+    monkeypatch.setattr(HistoryBuffer, '_statistics_methods', {})
+    buffer = safe_torch_load(path)['message_hub']['log_scalars']['train/loss']
+    assert buffer.max() == pytest.approx(3.0)
+
+
 def test_checkpoint_with_a_callable_is_refused(tmp_path):
     path = str(tmp_path / 'evil.pth')
     torch.save({'state_dict': {}, 'hook': os.system}, path)
