@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
-from mmconv.ops import SCC, CVolution, Involution, SCConv
+from mmconv.ops import SCC, CSCConv2d, CVolution, Involution, SCConv
 
 Factory = Callable[[int], nn.Module]
 
@@ -57,6 +57,9 @@ CASES: List[Case] = [
     Case('scc3', lambda c: SCC(c, c, 3), lambda c: SCC(c, c, 3, impl='reference'),
          (8, 64, 56, 56)),
     Case('scc5', lambda c: SCC(c, c, 5), lambda c: SCC(c, c, 5, impl='reference'),
+         (8, 64, 56, 56)),
+    # Training mode: the time includes the in-forward step-size update (one warm power iteration).
+    Case('csc2', lambda c: CSCConv2d(c, c, 3), lambda c: CSCConv2d(c, c, 3, impl='reference'),
          (8, 64, 56, 56)),
 ]
 
