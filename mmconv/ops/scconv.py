@@ -54,7 +54,7 @@ Implementations (``impl``):
   1×1 convs are batched matmuls accumulating in place (no layout reorders, no sum temporaries).
 """
 import math
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -164,10 +164,37 @@ def cru_widths(in_channels: int, alpha: float, squeeze_ratio: int) -> Tuple[int,
     return up, low, up // squeeze_ratio, low // squeeze_ratio
 
 
-def _matmul_into(out: torch.Tensor, weight: torch.Tensor, pixels: torch.Tensor,
-                 accumulate: bool) -> None:
-    """``out (B×O×P) (+)= weight (O×I) @ pixels (B×I×P)`` in place: a 1×1 conv without reorders."""
-    out.baddbmm_(weight.flatten(1).expand(pixels.shape[0], -1, -1), pixels, beta=1 if accumulate else 0)
+def _matmul(weight: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """``weight (O×I) @ pixels (B×I×P)`` as one batched matmul: a 1×1 conv without layout reorders.
+
+    Batched matmuls accumulating in place into a channel slice run as one small matmul per image on
+    CPU; every product here goes to a fresh contiguous tensor instead.
+    """
+    return torch.bmm(weight.reshape(weight.shape[0], -1).expand(pixels.shape[0], -1, -1), pixels)
+
+
+def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor) -> torch.Tensor:
+    """Block-diagonal 1×1 conv: weight k maps the k-th channel block of ``pixels`` (B×ΣI×P)."""
+    batch = pixels.shape[0]
+    shapes = {tuple(weight.shape) for weight in weights}
+    if len(shapes) == 1:  # equal blocks (α = 1/2): one matmul over B·blocks
+        blocks = len(weights)
+        out_block, in_block = weights[0].shape[:2]
+        stacked = torch.stack([weight.reshape(out_block, in_block) for weight in weights])
+        stacked = stacked.expand(batch, -1, -1, -1).reshape(batch * blocks, out_block, in_block)
+        out = torch.bmm(stacked, pixels.reshape(batch * blocks, in_block, -1))
+        return out.view(batch, blocks * out_block, -1)
+    blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
+    return torch.cat([_matmul(weight, block) for weight, block in zip(weights, blocks)], dim=1)
+
+
+def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
+                        weights: List[torch.Tensor]) -> List[torch.Tensor]:
+    """Weight gradients of :func:`_split_matmul`, each shaped like its weight."""
+    grad_blocks = torch.split(grad_pixels, [weight.shape[0] for weight in weights], dim=1)
+    blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
+    return [_weight_grad(grad, block).view_as(weight)
+            for weight, grad, block in zip(weights, grad_blocks, blocks)]
 
 
 def _pixels(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
@@ -233,12 +260,8 @@ def _sru_output(x: torch.Tensor, reweights: torch.Tensor, informative: torch.Ten
 def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor) -> torch.Tensor:
     """The two 1×1 squeeze convs on the up/low channel split of Y, into one B×(us+ls)×H×W map."""
     batch, _, height, width = y.shape
-    up, up_squeezed = squeeze1.shape[1], squeeze1.shape[0]
-    out = y.new_empty((batch, up_squeezed + squeeze2.shape[0], height * width), dtype=squeeze1.dtype)
-    pixels = _pixels(y.to(squeeze1.dtype))
-    _matmul_into(out[:, :up_squeezed], squeeze1, pixels[:, :up], accumulate=False)
-    _matmul_into(out[:, up_squeezed:], squeeze2, pixels[:, up:], accumulate=False)
-    return out.view(batch, -1, height, width)
+    return _split_matmul([squeeze1, squeeze2], _pixels(y.to(squeeze1.dtype))).view(
+        batch, -1, height, width)
 
 
 class SRUSqueezeFunction(torch.autograd.Function):
@@ -266,23 +289,18 @@ class SRUSqueezeFunction(torch.autograd.Function):
         groups, eps, threshold, gate = ctx.config
         batch, channels = x.shape[:2]
         half = channels // 2
-        up, up_squeezed = squeeze1.shape[1], squeeze1.shape[0]
         x_acc, reweights, informative, mean, rstd, gamma_weights = _sru_gate(
             x, gn_weight, gn_bias, groups, eps, threshold, gate)
         y = _sru_output(x_acc, reweights, informative, gate, consume=False)
 
         grad_pixels = _pixels(grad_squeezed.to(squeeze1.dtype).contiguous())
-        grad_up, grad_low = grad_pixels[:, :up_squeezed], grad_pixels[:, up_squeezed:]
         grad_squeeze1 = grad_squeeze2 = None
         if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
-            y_pixels = _pixels(y.to(squeeze1.dtype))
-            grad_squeeze1 = _weight_grad(grad_up, y_pixels[:, :up]).to(squeeze1.dtype)
-            grad_squeeze2 = _weight_grad(grad_low, y_pixels[:, up:]).to(squeeze2.dtype)
+            grad_squeeze1, grad_squeeze2 = _split_weight_grads(
+                grad_pixels, _pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])
         del y
-        grad_y = grad_pixels.new_empty((batch, channels, grad_pixels.shape[-1]))
-        _matmul_into(grad_y[:, :up], squeeze1.flatten(1).t(), grad_up, accumulate=False)
-        _matmul_into(grad_y[:, up:], squeeze2.flatten(1).t(), grad_low, accumulate=False)
-        grad_y = grad_y.view_as(x).to(x_acc.dtype)
+        transposed = [weight.flatten(1).t() for weight in (squeeze1, squeeze2)]
+        grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
 
         grad_x = grad_gn_weight = grad_gn_bias = None
         below = torch.rsub(informative, 1)
@@ -330,15 +348,13 @@ class CRUFunction(torch.autograd.Function):
                         gwc_groups)
         batch, out_channels, out_h, out_w = diff.shape
         diff_pixels = diff.view(batch, out_channels, -1)
-        _matmul_into(diff_pixels, pwc1_weight, _pixels(upper, stride), accumulate=True)
-        # Y2 = [PWC2(S_low), S_low subsampled], built in the output buffer.
-        out = torch.empty_like(diff)
-        out_pixels = out.view(batch, out_channels, -1)
-        generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
+        diff_pixels.baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1), _pixels(upper, stride))
+        # Y2 = [PWC2(S_low), S_low subsampled], the buffer the output is built in.
         lower_pixels = _pixels(lower, stride)
-        if generated:
-            _matmul_into(out_pixels[:, :generated], pwc2_weight, lower_pixels, accumulate=False)
-        out_pixels[:, generated:] = lower_pixels
+        # A fresh tensor even when the lower part is already contiguous (batch 1): it is updated in place.
+        out = lower_pixels.clone(memory_format=torch.contiguous_format) if pwc2_weight is None else torch.cat(
+            [_matmul(pwc2_weight, lower_pixels), lower_pixels], dim=1)
+        out = out.view_as(diff)
         diff.sub_(out)
         acc_dtype = _accumulation_dtype(diff.dtype)
         pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)
@@ -406,26 +422,25 @@ class CRUFunction(torch.autograd.Function):
             [dilation * (gwc_weight.shape[-1] // 2)] * 2, [dilation, dilation], False, [0, 0],
             gwc_groups, [needs_squeezed, ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]])
         grad_diff_pixels = grad_diff.view(batch, out_channels, -1)
-        upper_pixels = _pixels(upper, stride)
-        grad_pwc1 = _weight_grad(grad_diff_pixels, upper_pixels) if ctx.needs_input_grad[3] else None
-        del upper_pixels
-        grad_squeezed = None
+        grad_pwc1 = None
+        if ctx.needs_input_grad[3]:
+            grad_pwc1 = _weight_grad(grad_diff_pixels, _pixels(upper, stride))
         if needs_squeezed:
-            grad_squeezed = torch.zeros_like(squeezed)
-            grad_squeezed[:, :up_squeezed] = grad_upper
-            _pointwise_input_grad(grad_squeezed[:, :up_squeezed], pwc1_weight, grad_diff_pixels, stride)
+            _add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
         del grad_diff, grad_diff_pixels
         # Y2 = [PWC2(S_low), S_low[::s, ::s]].
         generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
         grad_y2_pixels = grad_y2.view(batch, out_channels, -1)
-        grad_pwc2 = None
+        grad_pwc2 = grad_squeezed = None
         if generated and ctx.needs_input_grad[4]:
             grad_pwc2 = _weight_grad(grad_y2_pixels[:, :generated], _pixels(lower, stride))
         if needs_squeezed:
-            grad_lower = grad_squeezed[:, up_squeezed:]
-            grad_lower[:, :, ::stride, ::stride] += grad_y2[:, generated:]
+            grad_lower = torch.zeros_like(lower)
             if generated:
-                _pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated], stride)
+                _add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated],
+                                          stride)
+            grad_lower[:, :, ::stride, ::stride] += grad_y2[:, generated:]
+            grad_squeezed = torch.cat([grad_upper, grad_lower], dim=1)
         return (grad_squeezed,
                 grad_gwc_weight,
                 grad_gwc_bias,
@@ -434,16 +449,15 @@ class CRUFunction(torch.autograd.Function):
                 None, None, None, None)
 
 
-def _pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor, grad_pixels: torch.Tensor,
-                          stride: int) -> None:
-    """Add the input gradient of a stride-``stride`` 1×1 conv into ``grad_input`` (B×I×H×W) in place."""
-    weight_t = weight.flatten(1).t()
+def _add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor,
+                              grad_pixels: torch.Tensor, stride: int) -> None:
+    """Add the input gradient of a stride-``stride`` 1×1 conv into contiguous ``grad_input``."""
     if stride == 1:
-        _matmul_into(grad_input.view(grad_input.shape[0], grad_input.shape[1], -1), weight_t,
-                     grad_pixels, accumulate=True)
+        grad_input.view(grad_input.shape[0], grad_input.shape[1], -1).baddbmm_(
+            weight.flatten(1).t().expand(grad_pixels.shape[0], -1, -1), grad_pixels)
         return
     sub = grad_input[:, :, ::stride, ::stride]
-    sub += torch.bmm(weight_t.expand(grad_pixels.shape[0], -1, -1), grad_pixels).view(sub.shape)
+    sub += _matmul(weight.flatten(1).t(), grad_pixels).view(sub.shape)
 
 
 @register_flop_handle('SRUSqueezeFunction')

@@ -188,6 +188,20 @@ def test_densenet_layer_has_no_pwc2():
     assert module(torch.randn(1, 128, 5, 5)).shape == (1, 32, 5, 5)
 
 
+@pytest.mark.parametrize('batch', [1, 2])
+def test_fast_path_leaves_its_inputs_alone(batch):
+    """With batch 1 the reused lower part is a contiguous view of S; it must not be written."""
+    module = make_scconv(32, 8)
+    squeezed = torch.randn(batch, 16, 5, 5, dtype=torch.float64)
+    before = squeezed.clone()
+    cru = module.cru
+    CRUFunction.apply(squeezed, cru.gwc.weight, None, cru.pwc1.weight, None, 1, 1, 2, 'paper')
+    assert torch.equal(squeezed, before)
+    x = torch.randn(batch, 32, 5, 5, dtype=torch.float64)
+    (ref_out, _), (fast_out, _) = run_both(module, x.requires_grad_(True))
+    assert torch.allclose(fast_out, ref_out, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize('kwargs,name', [
     (dict(in_channels=15), 'in_channels'), (dict(kernel_size=2), 'kernel_size'),
     (dict(alpha=1.0), 'alpha'), (dict(alpha=0.0), 'alpha'), (dict(in_channels=2), 'in_channels'),
