@@ -103,7 +103,9 @@ class TapPlan(NamedTuple):
         in_shape: spatial view of ``x`` the slices index: (H·W,) for stride 1, (H, W) otherwise.
         out_shape: spatial view of the output and the kernel: (H·W,) or (H', W').
         taps: (tap index, output index, input index) of every tap that reads inside the image; the
-            indices are tuples of slices over the spatial view.
+            indices are tuples of slices over the spatial view. The centre tap comes first: it reads
+            inside the image for every output.
+        centre_reads_all: whether the centre tap also reads every input (stride 1).
         kernel_grid: (K, K, H', W'), to view a kernel's taps and pixels two-dimensionally.
         wrapped_columns: for stride 1, (v, output columns) whose flattened reads for the taps in
             kernel column v wrap around to a neighbouring row; empty otherwise.
@@ -111,6 +113,7 @@ class TapPlan(NamedTuple):
     in_shape: Tuple[int, ...]
     out_shape: Tuple[int, ...]
     taps: List[Tuple[int, Tuple[slice, ...], Tuple[slice, ...]]]
+    centre_reads_all: bool
     kernel_grid: Tuple[int, int, int, int]
     wrapped_columns: List[Tuple[int, slice]]
 
@@ -140,15 +143,16 @@ def plan_taps(kernel_size: int, stride: int, dilation: int, in_hw: Tuple[int, in
             start = max(row[0].start * width, -shift)
             stop = min(row[0].stop * width, height * width - shift)
             taps.append((u * kernel_size + v, (slice(start, stop),), (slice(start + shift, stop + shift),)))
+    taps.sort(key=lambda tap: tap[0] != kernel_size ** 2 // 2)  # stable: the centre first
     grid = (kernel_size, kernel_size, *out_hw)
     if stride > 1:
-        return TapPlan(in_hw, out_hw, taps, grid, [])
+        return TapPlan(in_hw, out_hw, taps, False, grid, [])
     wrapped = []
     for v, col in enumerate(cols):
         if col is not None:
             wrapped += [(v, columns) for columns in (slice(0, col[0].start), slice(col[0].stop, width))
                         if columns.stop > columns.start]
-    return TapPlan((height * width,), (height * width,), taps, grid, wrapped)
+    return TapPlan((height * width,), (height * width,), taps, True, grid, wrapped)
 
 
 def zero_wrapped_columns(kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
@@ -226,15 +230,36 @@ def _kernel_plane(kernel: torch.Tensor, tap: int, index: Tuple[slice, ...]) -> t
     return kernel[(slice(None), tap, None, *index)]
 
 
+def _assign_product(dest: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``dest = a · b`` with the product formed in ``dest``'s precision."""
+    if dest.dtype == a.dtype == b.dtype:
+        torch.mul(a, b, out=dest)
+    else:
+        dest.copy_(a).mul_(b)
+
+
 def gather_taps(out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
-    """Forward: ``out[o] += x[tap input] · kernel[tap][o]`` for every tap (views N×gc×spatial)."""
-    for tap, out_index, in_index in plan.taps:
+    """Forward: ``out[o] = Σ_taps x[tap input] · kernel[tap][o]`` (views N×gc×spatial).
+
+    ``out`` need not be initialised: the centre tap, first in the plan, writes every output.
+    """
+    (centre, out_index, in_index), *others = plan.taps
+    _assign_product(out, x[(..., *in_index)], _kernel_plane(kernel, centre, out_index))
+    for tap, out_index, in_index in others:
         out[(..., *out_index)].addcmul_(x[(..., *in_index)], _kernel_plane(kernel, tap, out_index))
 
 
 def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
-    """grad_x: ``grad_x[tap input] += grad_out[o] · kernel[tap][o]`` for every tap."""
-    for tap, out_index, in_index in plan.taps:
+    """grad_x: ``grad_x[tap input] += grad_out[o] · kernel[tap][o]`` for every tap.
+
+    ``grad_x`` need not be initialised when ``plan.centre_reads_all``; it must be zero otherwise.
+    """
+    taps = plan.taps
+    if plan.centre_reads_all:
+        (centre, out_index, in_index), *taps = taps
+        _assign_product(grad_x[(..., *in_index)], grad_out[(..., *out_index)],
+                        _kernel_plane(kernel, centre, out_index))
+    for tap, out_index, in_index in taps:
         grad_x[(..., *in_index)].addcmul_(grad_out[(..., *out_index)], _kernel_plane(kernel, tap, out_index))
 
 
@@ -275,7 +300,7 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
         units, group_channels = batch * groups, channels // groups
         x_units = x.reshape(units, group_channels, *plan.in_shape)
         kernel_units = kernel.reshape(units, taps, *plan.out_shape)
-        out = x.new_zeros((units, group_channels, *plan.out_shape), dtype=accumulation_dtype(out_dtype))
+        out = x.new_empty((units, group_channels, *plan.out_shape), dtype=accumulation_dtype(out_dtype))
         for_each_chunk(lambda chunk: gather_taps(out[chunk], x_units[chunk], kernel_units[chunk], plan),
                        chunks_of(units, 2 * x_units[0].nbytes, x.device), x.device)
         return out.view(batch, channels, out_h, out_w).to(out_dtype)
@@ -297,7 +322,7 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
 
         grad_x = grad_kernel = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.zeros_like(x_units)
+            grad_x = torch.empty_like(x_units) if plan.centre_reads_all else torch.zeros_like(x_units)
             for_each_chunk(
                 lambda chunk: scatter_taps(grad_x[chunk], grad_units[chunk], kernel_units[chunk], plan),
                 chunks, x.device)
