@@ -246,19 +246,20 @@ class CSCStep(torch.autograd.Function):
     non-negative codes), so no residual is formed; ``x`` only gives the signal's shape (the output
     padding of ``A``) and is not saved. Saves p, ``A p`` (unless ``recompute``: one more decoding in
     backward) and z itself when the next step saves it anyway (``keep_output``), else its support.
+    ``step_weight`` is −η·``weight``, made once for all steps (no gradient flows through it).
     """
 
     @staticmethod
-    def forward(ctx, weight, x, y, point, c, step, theta, scale, dictionary, non_negative, keep_output,
-                recompute):
+    def forward(ctx, weight, step_weight, x, y, point, c, step, theta, scale, dictionary, non_negative,
+                keep_output, recompute):
         # x only gives the signal's shape (inside the Function, so that tracing works).
         signal_shape = x.shape
         gradient_at_y = point is None
         point = y if gradient_at_y else point
         decoded = dictionary.decode(point, weight, signal_shape)
-        z = dictionary.encode(decoded, weight * -step).add_(c).add_(y)
+        z = dictionary.encode(decoded, step_weight).add_(c).add_(y)
         _shrink(z, theta, scale, non_negative, inplace=True)
-        ctx.save_for_backward(weight, step, scale, point, None if recompute else decoded,
+        ctx.save_for_backward(weight, step_weight, step, scale, point, None if recompute else decoded,
                               z if keep_output else _support(z, non_negative))
         ctx.dictionary, ctx.signal_shape, ctx.non_negative = dictionary, signal_shape, non_negative
         ctx.gradient_at_y = gradient_at_y
@@ -267,24 +268,24 @@ class CSCStep(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_z):
-        weight, step, scale, point, decoded, support = ctx.saved_tensors
+        weight, step_weight, step, scale, point, decoded, support = ctx.saved_tensors
         dictionary = ctx.dictionary
         grad_v = _through_shrink(grad_z, support, scale, ctx.non_negative)
         if decoded is None:
             decoded = dictionary.decode(point, weight, ctx.signal_shape)
-        need_weight, _, need_y, need_point = ctx.needs_input_grad[:4]
+        need_weight, _, _, need_y, need_point = ctx.needs_input_grad[:5]
         need_point = need_point or (ctx.gradient_at_y and need_y)
-        # v = y + c + Aᵀ_{−ηW}(A_W p): back through the analysis conv, then through the synthesis.
+        # z = P(y + c + conv(A p, −ηW)): back through the analysis conv, then the synthesis A p.
         grad_decoded, grad_weight_analysis = dictionary.encode_backward(
-            grad_v, decoded, weight * -step, (True, need_weight))
+            grad_v, decoded, step_weight, (True, need_weight))
         grad_point, grad_weight = dictionary.decode_backward(grad_decoded, point, weight,
                                                              (need_point, need_weight))
         if need_weight:
-            grad_weight.sub_(grad_weight_analysis.mul_(step))
+            grad_weight.addcmul_(grad_weight_analysis, step, value=-1)
         grad_y = grad_v
         if ctx.gradient_at_y:
             grad_y, grad_point = (grad_point.add_(grad_v) if need_y else None), None
-        return grad_weight, None, grad_y, grad_point, grad_v, None, None, None, None, None, None, None
+        return (grad_weight, None, None, grad_y, grad_point, grad_v) + (None, ) * 7
 
 
 def _atom_macs(weight_value) -> int:
@@ -343,12 +344,14 @@ def sparse_code(x: torch.Tensor, weight: torch.Tensor, dictionary, step: torch.T
         return k < num_steps and (solver != 'fista' or betas[k] == 0)
 
     c, z = CSCEncode.apply(weight, x, step, theta, scale, dictionary, non_negative, saved_as_point(1))
+    with torch.no_grad():
+        step_weight = weight * -step
     z_prev = None
     for k in range(2, num_steps + 1):
         beta = betas[k - 1]
         y = z if beta == 0 else torch.add(z, z - z_prev, alpha=beta)
         point = None if solver == 'fista' or y is z else z
-        z_prev, z = z, CSCStep.apply(weight, x, y, point, c, step, theta, scale, dictionary,
+        z_prev, z = z, CSCStep.apply(weight, step_weight, x, y, point, c, step, theta, scale, dictionary,
                                      non_negative, saved_as_point(k), recompute)
     return z
 
