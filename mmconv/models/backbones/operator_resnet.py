@@ -26,6 +26,8 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..pretrained import load_pretrained, pretrained_init_cfg
+
 __all__ = ['BasicBlock', 'Bottleneck', 'OperatorResLayer', 'OperatorResNet']
 
 ACT_POSITIONS = ('stem', 'block', 'residual')
@@ -459,6 +461,16 @@ class OperatorResNet(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    def init_weights(self) -> None:
+        """Apply ``init_cfg``; a ``Pretrained`` entry is loaded strictly (every key and shape must
+        match, else :class:`~mmconv.models.pretrained.CheckpointMismatchError` lists them)."""
+        pretrained = pretrained_init_cfg(self.init_cfg)
+        if pretrained is None:
+            super().init_weights()
+            return
+        load_pretrained(self, **{k: v for k, v in pretrained.items() if k != 'type'})
+        self._is_init = True
 
     def _freeze_stages(self) -> None:
         frozen = list(self.stem_modules()) if self.frozen_stages >= 0 else []

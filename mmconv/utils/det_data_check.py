@@ -1,0 +1,114 @@
+"""Fail early, naming the file and the classes, when a COCO-format dataset has nothing to learn from.
+
+Without this, a training set whose annotation file has no boxes, or none of the classes the
+config names (``metainfo=dict(classes=...)`` must repeat the file's category names), ends in
+``ValueError: need at least one array to concatenate`` deep inside mmengine; a validation or test
+set without them ends in an error or an AP of -1 from ``CocoMetric`` after a whole epoch.
+"""
+import json
+import os.path as osp
+from typing import Iterator, Optional, Tuple
+
+__all__ = ['EmptyAnnotationsError', 'check_detection_annotations', 'usable_annotations']
+
+# The evaluator whose metric needs the ground truth of each evaluated dataloader.
+EVALUATORS = dict(val_dataloader='val_evaluator', test_dataloader='test_evaluator')
+SHOWN_NAMES = 8
+
+
+class EmptyAnnotationsError(ValueError):
+    """A detection dataset that a training or evaluation run needs has no usable annotation."""
+
+
+def _leaf_datasets(cfg: dict) -> Iterator[dict]:
+    if 'datasets' in cfg:
+        for sub in cfg['datasets']:
+            yield from _leaf_datasets(sub)
+    elif 'dataset' in cfg:
+        yield from _leaf_datasets(cfg['dataset'])
+    else:
+        yield cfg
+
+
+def _names(names) -> str:
+    names = list(names)
+    more = f', ... ({len(names)} in all)' if len(names) > SHOWN_NAMES else ''
+    return ', '.join(repr(n) for n in names[:SHOWN_NAMES]) + more
+
+
+def usable_annotations(coco: dict, classes: Optional[Tuple[str, ...]]) -> int:
+    """Annotations mmdet's ``CocoDataset`` keeps as instances: of a category named in ``classes``
+    (all categories when None), not ignored, with a box at least 1 px wide and high."""
+    names = {c['id']: c['name'] for c in coco.get('categories', [])}
+    wanted = {i for i, n in names.items() if classes is None or n in classes}
+    count = 0
+    for ann in coco.get('annotations') or []:
+        bbox = ann.get('bbox') or [0, 0, 0, 0]
+        if ann.get('category_id') in wanted and not ann.get('ignore', False) and \
+                bbox[2] >= 1 and bbox[3] >= 1 and ann.get('area', 1) > 0:
+            count += 1
+    return count
+
+
+def _evaluated_with_ground_truth(cfg, loader: str) -> bool:
+    """Whether ``loader``'s evaluator is a ``CocoMetric`` that compares with ground truth."""
+    evaluators = cfg.get(EVALUATORS[loader])
+    evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
+    return any(e and str(e.get('type', '')).split('.')[-1] == 'CocoMetric'
+               and not e.get('format_only', False) for e in evaluators)
+
+
+def _problem(loader: str, dataset: dict) -> Optional[str]:
+    root = dataset.get('data_root') or ''
+    ann_file = dataset.get('ann_file') or ''
+    path = ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
+    if not ann_file or '://' in path or not osp.isfile(path):
+        return None  # nothing local to read; a missing file is check_dataset_paths' to report
+    with open(path) as f:
+        coco = json.load(f)
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None:
+        from mmdet.datasets import CocoDataset
+        classes = CocoDataset.METAINFO['classes']
+    classes = tuple(classes)
+    if usable_annotations(coco, classes):
+        return None
+    num_images, annotations = len(coco.get('images', [])), coco.get('annotations') or []
+    remedy = ('so there is nothing to train on' if loader == 'train_dataloader' else
+              f'so {EVALUATORS[loader]} (CocoMetric) has no ground truth to compare with; set '
+              f'{EVALUATORS[loader]}.format_only=True to only write predictions')
+    if not usable_annotations(coco, None):
+        what = (f'{len(annotations)} annotations but no box at least 1 px wide and high'
+                if annotations else 'no annotations')
+        return (f'The {loader} dataset has no annotations: {path} lists {num_images} images and '
+                f'{what}, {remedy}.')
+    file_names = [c['name'] for c in coco.get('categories', [])]
+    return (f'The {loader} dataset has no annotations of the classes the config names: {path} '
+            f'has {len(annotations)} annotations of the categories {_names(file_names)} but none '
+            f'of {_names(classes)}, {remedy}; set the dataset\'s metainfo=dict(classes=(...)) to '
+            'the category names of the file.')
+
+
+def check_detection_annotations(cfg, dataloaders: Tuple[str, ...]) -> None:
+    """Raise :class:`EmptyAnnotationsError` for a ``CocoDataset`` with no usable annotation.
+
+    The training set is always checked; a validation or test set only when its evaluator is a
+    ``CocoMetric`` that needs ground truth (``format_only=False``). Other dataset types and
+    remote files are skipped.
+
+    Args:
+        cfg (Config | dict): A full training or testing config.
+        dataloaders (tuple[str]): Dataloader keys to check, e.g.
+            ``('train_dataloader', 'val_dataloader')``.
+    """
+    for loader in dataloaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg or 'dataset' not in loader_cfg:
+            continue
+        if loader in EVALUATORS and not _evaluated_with_ground_truth(cfg, loader):
+            continue
+        for dataset in _leaf_datasets(loader_cfg['dataset']):
+            if str(dataset.get('type', '')).split('.')[-1] == 'CocoDataset':
+                problem = _problem(loader, dataset)
+                if problem:
+                    raise EmptyAnnotationsError(problem)
