@@ -26,7 +26,7 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..pretrained import load_pretrained, pretrained_init_cfg
+from mmconv.utils.pretrained import load_pretrained, pretrained_init_cfg
 
 __all__ = ['BasicBlock', 'Bottleneck', 'OperatorResLayer', 'OperatorResNet']
 
@@ -464,7 +464,7 @@ class OperatorResNet(BaseModule):
 
     def init_weights(self) -> None:
         """Apply ``init_cfg``; a ``Pretrained`` entry is loaded strictly (every key and shape must
-        match, else :class:`~mmconv.models.pretrained.CheckpointMismatchError` lists them)."""
+        match, else :class:`~mmconv.utils.pretrained.CheckpointMismatchError` lists them)."""
         pretrained = pretrained_init_cfg(self.init_cfg)
         if pretrained is None:
             super().init_weights()
