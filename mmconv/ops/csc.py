@@ -33,10 +33,13 @@ SDNet checkpoints load after renaming ``<layer>.dn.weight`` / ``<layer>.dn.step_
 re-estimates η from the weights, as SDNet's own validation loop does.
 
 FLOPs (counted by :func:`mmconv.analysis.get_model_complexity_info`, 1 MAC = 1 FLOP): the analysis
-conv ``Aᵀx`` once plus, per later step, one synthesis and one analysis conv, i.e.
-``(2·num_steps − 1)·B·C_out·(C_in/groups)·k^d·L'^d``, for either implementation. Thresholds, momentum,
-atom normalisation and the power iteration (a training-time cost amortised over the batch, skipped
-while tracing) are not counted.
+conv ``Aᵀx`` once plus, per later step, one synthesis and one analysis conv, each costing the
+replaced layer's MACs, i.e. ``(2·num_steps − 1)·B·C_out·(C_in/groups)·(kernel volume)·(output
+positions)`` (``(2·num_steps − 1)·N·m·d`` for CSCLinear), for either implementation. Thresholds,
+momentum, atom normalisation and the power iteration are not counted: the power iteration runs in
+training only (and once in eval before the first estimate), on one code-sized vector of at most
+``power_max_size`` per dimension, costing 2 batch-1 convolutions per update (≈0.4 % of a training
+step of the benchmark layer), and is skipped while tracing.
 """
 import re
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
@@ -104,14 +107,14 @@ class _CSCConvNd(SparseCodingLayer):
         if padding is None:
             padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel_size, dilation))
         padding = _per_dim('padding', padding, ndim, 0)
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
         super().__init__((out_channels, in_channels // groups, *kernel_size),
                          ConvDictionary(ndim, kernel_size, stride, padding, dilation, groups),
                          num_steps=num_steps, lam=lam, solver=solver, non_negative=non_negative, mu=mu,
                          normalize_atoms=normalize_atoms, step_scale=step_scale,
                          power_iters=power_iters, power_interval=power_interval,
                          power_max_size=power_max_size, recompute=recompute, impl=impl)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
 
     def decode(self, codes: torch.Tensor, output_size: Optional[Sequence[int]] = None) -> torch.Tensor:
         """Synthesis ``A z``: map codes back to the input space through the dictionary.
@@ -220,12 +223,12 @@ class CSCLinear(SparseCodingLayer):
                  impl: str = 'memory'):
         _positive_int('in_features', in_features)
         _positive_int('out_features', out_features)
-        self.in_features, self.out_features = in_features, out_features
         super().__init__((out_features, in_features), LinearDictionary(), num_steps=num_steps, lam=lam,
                          solver=solver, non_negative=non_negative, mu=mu,
                          normalize_atoms=normalize_atoms, step_scale=step_scale,
                          power_iters=power_iters, power_interval=power_interval, power_max_size=1,
                          recompute=recompute, impl=impl)
+        self.in_features, self.out_features = in_features, out_features
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Synthesis ``A z = z W``: (…, m) → (…, d)."""
