@@ -1,17 +1,21 @@
-"""Corruptions (mmconv.utils.corruptions) and the robustness tool (tools/analysis_tools/robustness.py)."""
+"""Corruptions (mmconv.utils.corruptions) and tools/analysis_tools/robustness.py."""
 import numpy as np
 import pytest
 import torch
+from analysis_tool_helpers import NUM_VAL, load_tool
 
 from mmconv.utils.corruptions import (CORRUPTIONS, SEVERITIES, SEVERITY_PARAMS, corrupt,
                                       corrupt_array, defocus_kernel)
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _textured_images(n=4, size=32):
     """Smooth colour fields with edges: images that every corruption visibly changes."""
     gen = torch.Generator().manual_seed(0)
     coarse = torch.rand(n, 3, 4, 4, generator=gen)
-    smooth = torch.nn.functional.interpolate(coarse, size=size, mode='bilinear', align_corners=False)
+    smooth = torch.nn.functional.interpolate(coarse, size=size, mode='bilinear',
+                                             align_corners=False)
     edges = (torch.arange(size) // 4 % 2).float()[None, None, :, None] * 0.3
     return (0.15 + 0.55 * smooth + edges).clamp(0, 1)
 
@@ -102,3 +106,134 @@ def test_numpy_layout_and_bad_arguments():
         corrupt_array(images, 'contrast', 6)
     with pytest.raises(ValueError, match='uint8'):
         corrupt_array(images.astype(np.float32), 'contrast', 1)
+
+
+
+# ------------------------------------------------------- the tool, end to end, on generated data
+def _read_csv(path):
+    import csv
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _val_images(class_folders):
+    """The validation images (RGB, uint8 N x 32 x 32 x 3) and labels, in the dataset's order."""
+    from PIL import Image
+    classes = sorted(p.name for p in (class_folders / 'val').iterdir())
+    paths = [(label, path) for label, name in enumerate(classes)
+             for path in sorted((class_folders / 'val' / name).glob('*.png'))]
+    images = np.stack([np.asarray(Image.open(path).convert('RGB')) for _, path in paths])
+    return images, np.array([label for label, _ in paths], dtype=np.uint8)
+
+
+def test_lambda_sweep_writes_every_row_and_sparser_codes_for_larger_lambda(sdnet_model, tmp_path):
+    from PIL import Image
+    config, checkpoint = sdnet_model
+    lambdas = ['0.05', '0.3', '1.5']
+    load_tool('robustness').main([
+        config, checkpoint, '--lambdas', *lambdas, '--csc-layers', r'^backbone\.conv1$',
+        '--out-dir', str(tmp_path), '--device', 'cpu', '--no-progress'
+    ])
+    rows = _read_csv(tmp_path / 'robustness.csv')
+    keys = [(r['corruption'], int(r['severity']), r['lam']) for r in rows]
+    expected = {('clean', 0, lam) for lam in lambdas}
+    expected |= {(c, s, lam) for c in CORRUPTIONS for s in SEVERITIES for lam in lambdas}
+    assert len(keys) == len(expected) and set(keys) == expected
+    assert all(int(r['num_samples']) == NUM_VAL for r in rows)
+    # The stem's codes get sparser as λ grows, and reconstruct their input worse, under every
+    # corruption and severity.
+    density = {k: float(r['code_density']) for k, r in zip(keys, rows)}
+    error = {k: float(r['recon_error']) for k, r in zip(keys, rows)}
+    for corruption, severity, _ in expected:
+        values = [density[(corruption, severity, lam)] for lam in lambdas]
+        assert values[0] > values[1] > values[2], (corruption, severity, values)
+        values = [error[(corruption, severity, lam)] for lam in lambdas]
+        assert 0 < values[0] < values[1] < values[2] <= 1.0 + 1e-6, (corruption, severity, values)
+
+    summary = _read_csv(tmp_path / 'summary.csv')
+    assert {(s['corruption'], s['lam']) for s in summary} == {
+        (c, lam) for c in ('clean', 'mean', *CORRUPTIONS) for lam in lambdas}
+    for corruption in ('clean', 'mean', *CORRUPTIONS):
+        assert sum(s['best'] == 'True' for s in summary if s['corruption'] == corruption) == 1
+    mean_at_first = np.mean([float(r['accuracy']) for r in rows
+                             if r['lam'] == lambdas[0] and r['corruption'] != 'clean'])
+    assert float(next(s['accuracy'] for s in summary
+                      if s['corruption'] == 'mean' and s['lam'] == lambdas[0])) == pytest.approx(
+                          mean_at_first, abs=1e-4)
+    for name in ('accuracy_vs_severity.png', 'accuracy_vs_lambda.png'):
+        assert min(Image.open(tmp_path / name).size) > 100
+
+
+def test_cifar_c_folder_gives_what_generation_gives(sdnet_model, class_folders, tmp_path):
+    """A fake CIFAR-10-C folder of deterministic corruptions scores exactly like generating them.
+
+    The code density of the CSC stem depends on every pixel, so equal densities show that the
+    folder's RGB arrays, severity slices and labels reach the model as the generated images do.
+    """
+    config, checkpoint = sdnet_model
+    images, labels = _val_images(class_folders)
+    folder = tmp_path / 'CIFAR-10-C'
+    folder.mkdir()
+    names = ('contrast', 'gaussian_blur')
+    for name in names:
+        np.save(folder / f'{name}.npy',
+                np.concatenate([corrupt_array(images, name, s) for s in SEVERITIES]))
+    np.save(folder / 'labels.npy', np.tile(labels, len(SEVERITIES)))
+
+    tool = load_tool('robustness')
+    common = [config, checkpoint, '--device', 'cpu', '--no-progress']
+    tool.main([*common, '--cifar-c', str(folder), '--out-dir', str(tmp_path / 'read')])
+    tool.main([*common, '--corruptions', *names, '--out-dir', str(tmp_path / 'generated')])
+    read = {(r['corruption'], r['severity']): r
+            for r in _read_csv(tmp_path / 'read/robustness.csv')}
+    generated = {(r['corruption'], r['severity']): r
+                 for r in _read_csv(tmp_path / 'generated/robustness.csv')}
+    assert set(read) == set(generated) == {('clean', '0')} | {(c, str(s)) for c in names
+                                                              for s in SEVERITIES}
+    for key, row in read.items():
+        assert row['accuracy'] == generated[key]['accuracy'], key
+        assert float(row['code_density']) == pytest.approx(
+            float(generated[key]['code_density']), rel=1e-6), key
+
+
+def test_clean_accuracy_is_the_test_loop_accuracy(sdnet_model, tmp_path):
+    """Model, preprocessing and data as in tools/test.py (mmengine's Runner) on the same files."""
+    from mmengine.runner import Runner
+
+    from mmconv.analysis.robustness import evaluate_robustness, load_classifier
+    from mmconv.utils.runtime import load_config
+    config, checkpoint = sdnet_model
+    model, cfg = load_classifier(config, checkpoint)
+    rows = evaluate_robustness(model, cfg, corruptions=['contrast'], severities=[5], progress=False)
+    clean, contrast = (r['accuracy'] for r in rows)
+    runner_cfg = load_config(config, work_dir=str(tmp_path))
+    runner_cfg.load_from = checkpoint
+    expected = Runner.from_cfg(runner_cfg).test()['accuracy/top1']
+    assert clean == pytest.approx(expected)
+    assert clean > 25.0 + 1e-6  # better than one class for all: predictions depend on the pixels
+    assert contrast < clean
+
+
+def test_sweep_restores_lambda_and_bad_requests_fail_clearly(sdnet_model, plain_model, tmp_path):
+    from mmconv.analysis.robustness import evaluate_robustness, load_classifier
+    config, checkpoint = sdnet_model
+    model, cfg = load_classifier(config, checkpoint)
+    rows = evaluate_robustness(model, cfg, corruptions=['contrast'], severities=[2],
+                               lambdas=[0.7, 1.1], progress=False)
+    assert sorted((r['corruption'], r['lam']) for r in rows) == [
+        ('clean', 0.7), ('clean', 1.1), ('contrast', 0.7), ('contrast', 1.1)]
+    assert model.backbone.conv1.lam == pytest.approx(0.1)
+
+    tool = load_tool('robustness')
+    out = ['--out-dir', str(tmp_path), '--no-progress']
+    failures = [
+        ([config, str(tmp_path / 'missing.pth')], 'missing.pth does not exist'),
+        ([*plain_model, '--lambdas', '0.2'], 'no CSC layer'),
+        ([config, checkpoint, '--lambdas', '0.2', '--csc-layers', 'neck'], 'matches none'),
+        ([config, checkpoint, '--cifar-c', str(tmp_path / 'nowhere')], 'nowhere does not exist'),
+        ([config, checkpoint, '--corruptions', 'fog'], 'corruption must be one of'),
+    ]
+    for argv, message in failures:
+        with pytest.raises(SystemExit) as exit_info:
+            tool.main([*argv, *out])
+        assert message in str(exit_info.value.code), (argv, exit_info.value.code)
