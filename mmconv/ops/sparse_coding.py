@@ -78,15 +78,16 @@ class ConvDictionary:
         return [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(
             signal_size, self.kernel_size, self.stride, self.padding, self.dilation)]
 
+    def signal_size(self, code_size: Sequence[int],
+                    output_padding: Optional[Sequence[int]] = None) -> List[int]:
+        """Spatial size conv_transpose decodes ``code_size`` to (output padding default 0)."""
+        output_padding = output_padding or [0] * self.ndim
+        return [(c - 1) * s - 2 * p + d * (k - 1) + 1 + o for c, k, s, p, d, o in zip(
+            code_size, self.kernel_size, self.stride, self.padding, self.dilation, output_padding)]
+
     def output_padding(self, signal_size: Sequence[int], code_size: Sequence[int]) -> List[int]:
         """The conv_transpose output padding that decodes ``code_size`` back to ``signal_size``."""
-        return [n - ((c - 1) * s - 2 * p + d * (k - 1) + 1) for n, c, k, s, p, d in zip(
-            signal_size, code_size, self.kernel_size, self.stride, self.padding, self.dilation)]
-
-    def largest_signal_size(self, code_size: int, dim: int) -> int:
-        """The largest signal length along ``dim`` whose code length is ``code_size``."""
-        k, s, p, d = self.kernel_size[dim], self.stride[dim], self.padding[dim], self.dilation[dim]
-        return (code_size - 1) * s - 2 * p + d * (k - 1) + 1 + s - 1
+        return [n - m for n, m in zip(signal_size, self.signal_size(code_size))]
 
     def power_shapes(self, signal_shape: Sequence[int], weight_shape: Sequence[int],
                      max_code_size: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
@@ -94,8 +95,8 @@ class ConvDictionary:
 
         The signal is cropped to the largest size whose code is at most ``max_code_size`` long.
         """
-        sizes = [min(n, self.largest_signal_size(max_code_size, dim))
-                 for dim, n in enumerate(signal_shape[2:])]
+        largest = self.signal_size([max_code_size] * self.ndim, [s - 1 for s in self.stride])
+        sizes = [min(n, m) for n, m in zip(signal_shape[2:], largest)]
         return (1, signal_shape[1], *sizes), (1, weight_shape[0], *self.code_size(sizes))
 
     def encode(self, x: torch.Tensor, weight: torch.Tensor,
@@ -132,8 +133,6 @@ class LinearDictionary:
 
     Signals are N × d and codes N × m; atom j is row ``W[j]``.
     """
-
-    ndim = 0
 
     def power_shapes(self, signal_shape, weight_shape, max_code_size):
         """(signal, code) shapes of the power iteration: one vector (‖A‖ does not depend on N)."""
