@@ -5,13 +5,16 @@ Flags follow mmdet's and mmpretrain's tools/test.py.
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 from mmconv.utils.data_check import check_dataset_paths
-from mmconv.utils.runtime import load_config, task_of
+from mmconv.utils.det_data_check import EmptyAnnotationsError, check_detection_annotations
+from mmconv.utils.runtime import init_distributed_without_cuda, load_config, task_of
 
 
 def parse_args():
@@ -52,7 +55,7 @@ def enable_drawing(cfg, show_dir: str) -> None:
 def main():
     args = parse_args()
     if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist; check the path.')
+        sys.exit(f'error: checkpoint {args.checkpoint} does not exist; check the path.')
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.out:
@@ -60,9 +63,17 @@ def main():
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
 
-    check_dataset_paths(cfg, ('test_dataloader', ))
+    try:
+        check_dataset_paths(cfg, ('test_dataloader', ))
+        check_detection_annotations(cfg, ('test_dataloader', ))
+    except (FileNotFoundError, EmptyAnnotationsError) as err:
+        sys.exit(f'error: {err}')
+    init_distributed_without_cuda(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except (UnsafeCheckpointError, CorruptCheckpointError) as err:
+        sys.exit(f'error: {err}')
     if runner.rank == 0:
         print('\n'.join(f'{key}: {value:.4f}' if isinstance(value, float) else f'{key}: {value}'
                         for key, value in metrics.items()))

@@ -4,13 +4,17 @@ Flags follow mmdet's and mmpretrain's tools/train.py.
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 from mmconv.utils.data_check import check_dataset_paths
-from mmconv.utils.runtime import load_config
+from mmconv.utils.det_data_check import EmptyAnnotationsError, check_detection_annotations
+from mmconv.utils.pretrained import CheckpointMismatchError
+from mmconv.utils.runtime import init_distributed_without_cuda, load_config
 
 
 def parse_args():
@@ -57,9 +61,18 @@ def main():
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
 
-    check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    try:
+        check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
+        check_detection_annotations(cfg, ('train_dataloader', 'val_dataloader'))
+    except (FileNotFoundError, EmptyAnnotationsError) as err:
+        sys.exit(f'error: {err}')
+    init_distributed_without_cuda(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except (UnsafeCheckpointError, CorruptCheckpointError,  # from --resume / load_from
+            CheckpointMismatchError) as err:  # from a backbone's init_cfg=Pretrained
+        sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """What tools/train.py and tools/test.py share: loading a config and adapting it to the machine."""
 import os.path as osp
+from datetime import timedelta
 from typing import Optional
 
 import torch
@@ -14,7 +15,9 @@ def load_config(path: str,
 
     The work dir is, by priority, ``work_dir``, the config's own, then
     ``./work_dirs/<config name>``. Distributed runs on a machine without CUDA use gloo, since
-    NCCL (the downstream default) needs GPUs.
+    NCCL (the downstream default) needs GPUs, and wrap the model in a DDP with no device ids
+    (mmengine's default passes ``LOCAL_RANK`` as a GPU id, which DDP rejects for CPU modules);
+    see also :func:`init_distributed_without_cuda`.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Config file {path} does not exist; check the path.')
@@ -28,7 +31,32 @@ def load_config(path: str,
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     if launcher != 'none' and not torch.cuda.is_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+        if cfg.get('model_wrapper_cfg') is None:
+            cfg.model_wrapper_cfg = dict(
+                type='MMDistributedDataParallel',
+                device_ids=None,
+                broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters', False))
     return cfg
+
+
+def init_distributed_without_cuda(cfg: Config) -> None:
+    """Join the gloo process group of a torchrun launch on a machine without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device(LOCAL_RANK)`` before creating the
+    group, which fails without a GPU; the Runner skips ``init_dist`` when a group already
+    exists, so the tools create it first. Only the ``pytorch`` launcher (torchrun, as in
+    ``tools/dist_train.sh``) is handled: its rank and world size come from the environment.
+    """
+    if cfg.get('launcher') != 'pytorch' or torch.cuda.is_available():
+        return
+    if torch.distributed.is_initialized():
+        return
+    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
+    timeout = dist_cfg.get('timeout')
+    torch.distributed.init_process_group(
+        backend=dist_cfg.get('backend', 'gloo'),
+        **({} if timeout is None else dict(timeout=timedelta(seconds=timeout))))
 
 
 def task_of(cfg: Config) -> str:
@@ -36,4 +64,4 @@ def task_of(cfg: Config) -> str:
     return 'det' if cfg.get('default_scope') == 'mmdet' else 'cls'
 
 
-__all__ = ['load_config', 'task_of']
+__all__ = ['init_distributed_without_cuda', 'load_config', 'task_of']

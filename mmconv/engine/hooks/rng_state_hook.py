@@ -1,11 +1,37 @@
 """Checkpoint the random number generators so that a resumed run repeats an uninterrupted one."""
 import random
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
+
+
+class _RestoreAfterFastForward:
+    """Stands in for an ``IterBasedTrainLoop``'s data iterator while a resumed loop fast-forwards.
+
+    The loop skips the batches trained before the checkpoint by drawing them again after
+    ``before_train``; their random augmentations would move the restored streams. This wrapper
+    passes those draws through and calls ``on_done`` (the restore) after the last one, then puts
+    the real iterator back.
+    """
+
+    def __init__(self, loop: IterBasedTrainLoop, num_skipped: int, on_done: Callable[[], None]):
+        self._loop, self._remaining, self._on_done = loop, num_skipped, on_done
+        self._iterator = loop.dataloader_iterator
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._iterator)
+        self._remaining -= 1
+        if self._remaining == 0:
+            self._loop.dataloader_iterator = self._iterator
+            self._on_done()
+        return batch
 
 
 @HOOKS.register_module()
@@ -19,6 +45,8 @@ class RNGStateHook(Hook):
     * The states are stored under ``checkpoint['rng_state']`` when a checkpoint is written.
     * They are restored at ``before_train`` only when the run resumes from that checkpoint (its
       saved iteration is the runner's current one), never when ``load_from`` fine-tunes from it.
+      An ``IterBasedTrainLoop`` replays the batches it already trained on to reach the saved
+      position, after ``before_train``; for it, the states are restored once that replay is over.
     * Validation inside training runs between saving a checkpoint and the next epoch; it must not
       move the training streams (building its dataloader iterator draws from torch's generator),
       so the states are set aside before validation and put back after it.
@@ -52,14 +80,21 @@ class RNGStateHook(Hook):
 
     @staticmethod
     def _sampler(runner):
+        """The train dataloader's seeded sampler (mmengine's ``DefaultSampler`` or
+        ``InfiniteSampler``), directly or inside a batch sampler such as mmdet's
+        ``AspectRatioBatchSampler``; ``None`` when there is none."""
         loop = getattr(runner, '_train_loop', None)
         dataloader = getattr(loop, 'dataloader', None)
-        return getattr(dataloader, 'sampler', None)
+        for sampler in (getattr(dataloader, 'sampler', None),
+                        getattr(getattr(dataloader, 'batch_sampler', None), 'sampler', None)):
+            if hasattr(sampler, 'seed'):
+                return sampler
+        return None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         state = self.capture()
         sampler = self._sampler(runner)
-        if sampler is not None and hasattr(sampler, 'seed'):
+        if sampler is not None:
             state['sampler_seed'] = sampler.seed
         checkpoint['rng_state'] = state
 
@@ -71,10 +106,15 @@ class RNGStateHook(Hook):
         state, self._resumed_state = self._resumed_state, None
         if state is None or runner.iter == 0 or runner.iter != self._resumed_iter:
             return
-        self.restore(state)
         sampler = self._sampler(runner)
-        if 'sampler_seed' in state and sampler is not None and hasattr(sampler, 'seed'):
+        if 'sampler_seed' in state and sampler is not None:
             sampler.seed = state['sampler_seed']
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop):
+            loop.dataloader_iterator = _RestoreAfterFastForward(
+                loop, runner.iter, lambda: self.restore(state))
+        else:
+            self.restore(state)
 
     def before_val(self, runner) -> None:
         self._state_before_val = self.capture()
