@@ -6,9 +6,9 @@ matching rule wins), checks the result against the state dict of the mmconv mode
 and writes an mmengine-style checkpoint ``{'state_dict': ..., 'meta': ...}`` atomically: into a
 temporary file next to the destination, renamed into place only when complete.
 
-Every source key must match a rule and every target key must be produced: a key no rule knows, a key
-the model lacks, a key the model expects that the source does not provide, or a shape that differs is
-reported by name in a :class:`ConversionError` instead of being dropped silently.
+Every source key must match a rule and every target key must be produced: a key no rule knows, a
+key the model lacks, a key the model expects that the source does not provide, or a shape that
+differs is reported by name in a :class:`ConversionError` instead of being dropped silently.
 """
 import os
 import os.path as osp

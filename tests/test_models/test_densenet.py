@@ -1,4 +1,4 @@
-"""OperatorDenseNet: shapes, the DenseNet-121 / SCConv-D121 budgets, freezing, norm_eval, with_cp."""
+"""OperatorDenseNet: shapes, DenseNet-121 / SCConv-D121 budgets, freezing, norm_eval, with_cp."""
 import copy
 
 import pytest

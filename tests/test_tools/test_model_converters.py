@@ -232,7 +232,8 @@ def test_official_shapes_from_the_notes():
 
 def test_unknown_keys_are_reported():
     converter = load_converter('sccnet')
-    official, _ = official_checkpoint(sccnet_official(build('sccnet/sccnet34-scc5x5_1xb128_in1k.py')))
+    model = build('sccnet/sccnet34-scc5x5_1xb128_in1k.py')
+    official, _ = official_checkpoint(sccnet_official(model))
     official['layer5.0.conv1.weight'] = torch.zeros(1)
     official['fc.weight'] = torch.zeros(1)
     with pytest.raises(ConversionError) as err:
@@ -259,8 +260,8 @@ def test_cli_writes_an_mmengine_checkpoint_atomically(tmp_path, monkeypatch):
         for key, tensor in official.items():
             targets[key].copy_(tensor)
     src = tmp_path / 'checkpoint.pth.tar'
-    torch.save(dict(epoch=220, perf=95.3, state_dict={f'module.{k}': v for k, v in official.items()}),
-               src)
+    wrapped = {f'module.{k}': v for k, v in official.items()}  # a saved DataParallel model
+    torch.save(dict(epoch=220, perf=95.3, state_dict=wrapped), src)
     dst = tmp_path / 'out' / 'sdnet18_cifar10.pth'
     _run_main(converter, [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)],
               monkeypatch)
@@ -284,7 +285,8 @@ def test_cli_reports_missing_and_unexpected_keys(tmp_path, monkeypatch, capsys):
     src, dst = tmp_path / 'rednet26.pth', tmp_path / 'converted.pth'
     torch.save(dict(meta=dict(epoch=130), state_dict=official), src)
     with pytest.raises(SystemExit) as exit_info:
-        _run_main(converter, [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)],
+        _run_main(converter,
+                  [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)],
                   monkeypatch)
     message = str(exit_info.value)
     assert re.search(r'missing .*\(1\):\n\s+backbone\.layer2\.0\.bn3\.running_var', message)

@@ -56,8 +56,8 @@ def parse_args():
 def main():
     args = parse_args()
     try:
-        state_dict = convert_checkpoint(args.src, args.dst, convert, 'SCCNet (Raven-Z-china/SCCNet)',
-                                        args.config)
+        state_dict = convert_checkpoint(args.src, args.dst, convert,
+                                        'SCCNet (Raven-Z-china/SCCNet)', args.config)
     except ConversionError as err:
         sys.exit(f'error: {args.src}: {err}')
     print(f'Wrote {len(state_dict)} tensors to {args.dst}')

@@ -1,6 +1,7 @@
 """A DenseNet whose dense-layer 3×3 convolution is a conv-layer config argument.
 
-Huang et al., "Densely Connected Convolutional Networks", CVPR 2017. https://arxiv.org/abs/1608.06993
+Huang et al., "Densely Connected Convolutional Networks", CVPR 2017.
+https://arxiv.org/abs/1608.06993
 
 DenseNet-121 and SCConv-DenseNet121 (Li et al., "SCConv: Spatial and Channel Reconstruction
 Convolution for Feature Redundancy", CVPR 2023) are this one skeleton: ``op_cfg=None`` builds the
