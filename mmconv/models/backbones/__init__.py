@@ -3,5 +3,9 @@ from .cednet import CedNet
 from .densenet import OperatorDenseNet
 from .operator_resnet import OperatorResNet
 from .rednet import RedNet
+from .scconv_resnet import SCConvResNet
+from .sccnet import SCCNet
+from .sdnet import SDNet
 
-__all__ = ['CedNet', 'OperatorDenseNet', 'OperatorResNet', 'RedNet']
+__all__ = ['CedNet', 'OperatorDenseNet', 'OperatorResNet', 'RedNet', 'SCConvResNet', 'SCCNet',
+           'SDNet']

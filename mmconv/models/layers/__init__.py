@@ -1,4 +1,6 @@
-"""Layers registered for configs: the operators' conv-layer adapters."""
-from .conv_adapters import CVolutionLayer, InvolutionLayer
+"""Layers registered for configs: the operators' conv-layer adapters and the Mish activation."""
+from . import activations  # noqa: F401  (registers Mish)
+from .conv_adapters import (ConvAdapter, CSCConv2dLayer, CVolutionLayer, InvolutionLayer, SCCLayer,
+                            SCConvLayer)
 
-__all__ = ['CVolutionLayer', 'InvolutionLayer']
+__all__ = ['ConvAdapter', 'CSCConv2dLayer', 'CVolutionLayer', 'InvolutionLayer', 'SCCLayer', 'SCConvLayer']
