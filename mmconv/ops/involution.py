@@ -176,8 +176,16 @@ _WORKERS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def chunks_of(units: int, bytes_per_unit: int, device: torch.device) -> List[slice]:
-    """Slices of the (batch·group) units for the tap loop: cache-sized on CPU, all units elsewhere."""
-    size = units if device.type != 'cpu' else max(1, CPU_CHUNK_BYTES // max(1, bytes_per_unit))
+    """Slices of the (batch·group) units for the tap loop, all units at once off the CPU.
+
+    On CPU a chunk is cache-sized, and there are at least as many chunks as intra-op threads (when
+    there are enough units) so that every worker of :func:`for_each_chunk` has one.
+    """
+    if device.type != 'cpu':
+        size = units
+    else:
+        size = min(max(1, CPU_CHUNK_BYTES // max(1, bytes_per_unit)),
+                   -(-units // torch.get_num_threads()))
     return [slice(start, min(start + size, units)) for start in range(0, units, size)]
 
 

@@ -86,6 +86,10 @@ def test_memory_path_chunks_in_parallel(monkeypatch, stride):
     unit_bytes = 2 * 4 * 7 * 6 * 8  # input and output of one (batch, group) pair, fp64
     monkeypatch.setattr(involution, 'CPU_CHUNK_BYTES', 3 * unit_bytes)
     assert [c.stop - c.start for c in involution.chunks_of(10, unit_bytes, x.device)] == [3, 3, 3, 1]
+    monkeypatch.setattr(involution, 'CPU_CHUNK_BYTES', 100 * unit_bytes)
+    threads = torch.get_num_threads()
+    assert len(involution.chunks_of(10, unit_bytes, x.device)) == min(10, threads)
+    monkeypatch.setattr(involution, 'CPU_CHUNK_BYTES', 3 * unit_bytes)
     grad = torch.randn(5, 8, -(-7 // stride), -(-6 // stride), dtype=torch.float64)
     results = {}
     before = torch.get_num_threads()
