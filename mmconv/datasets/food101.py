@@ -9,7 +9,9 @@ FOOD101_LAYOUT = ('data_root/images/<class>/<id>.jpg and data_root/meta/{classes
                   '(the extracted food-101.tar.gz)')
 
 
-@DATASETS.register_module()
+# mmpretrain 1.2 registers a Food101 of its own (same layout, no missing-data message): this one
+# replaces it under the same name, so configs keep saying type='Food101'.
+@DATASETS.register_module(force=True)
 class Food101(BaseDataset):
     """Food-101: 101 classes, 750 training and 250 test images each.
 
