@@ -1,4 +1,4 @@
-"""Fail early, naming the file and the classes, when a COCO-format dataset has nothing to learn from.
+"""Fail early, naming the file and the classes, when a COCO-format dataset has nothing to learn.
 
 Without this, a training set whose annotation file has no boxes, or none of the classes the
 config names (``metainfo=dict(classes=...)`` must repeat the file's category names), ends in

@@ -15,6 +15,8 @@ from mmdet.registry import MODELS
 from mmengine.model import ModuleList
 from torch import nn
 
+from mmconv.ops.involution import check_positive_odd
+
 __all__ = ['OperatorFCNMaskHead', 'InvolutionFCNMaskHead']
 
 
@@ -42,8 +44,7 @@ class OperatorFCNMaskHead(FCNMaskHead):
     default_op_cfg = dict(type='Involution')
 
     def __init__(self, op_cfg: Optional[dict] = None, op_kernel_size: int = 7, **kwargs):
-        if not isinstance(op_kernel_size, int) or op_kernel_size < 1 or op_kernel_size % 2 == 0:
-            raise ValueError(f'op_kernel_size must be a positive odd integer, got {op_kernel_size!r}.')
+        check_positive_odd('op_kernel_size', op_kernel_size)
         super().__init__(**kwargs)
         self.op_cfg = copy.deepcopy(self.default_op_cfg if op_cfg is None else op_cfg)
         self.conv_kernel_size = op_kernel_size

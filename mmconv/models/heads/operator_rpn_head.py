@@ -14,6 +14,8 @@ from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
 from torch import nn
 
+from mmconv.ops.involution import check_positive_odd
+
 __all__ = ['OperatorRPNHead', 'InvolutionRPNHead']
 
 
@@ -45,8 +47,7 @@ class OperatorRPNHead(RPNHead):
 
     def __init__(self, in_channels: int, op_cfg: Optional[dict] = None, op_kernel_size: int = 7,
                  init_cfg=None, **kwargs):
-        if not isinstance(op_kernel_size, int) or op_kernel_size < 1 or op_kernel_size % 2 == 0:
-            raise ValueError(f'op_kernel_size must be a positive odd integer, got {op_kernel_size!r}.')
+        check_positive_odd('op_kernel_size', op_kernel_size)
         # Read by _init_layers, which AnchorHead.__init__ calls.
         self.op_cfg = copy.deepcopy(self.default_op_cfg if op_cfg is None else op_cfg)
         self.op_kernel_size = op_kernel_size
@@ -54,7 +55,8 @@ class OperatorRPNHead(RPNHead):
             init_cfg = [
                 dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu',
                      distribution='normal'),
-                dict(type='Normal', std=0.01, override=[dict(name='rpn_cls'), dict(name='rpn_reg')]),
+                dict(type='Normal', std=0.01,
+                     override=[dict(name='rpn_cls'), dict(name='rpn_reg')]),
             ]
         super().__init__(in_channels, init_cfg=init_cfg, **kwargs)
 
@@ -69,7 +71,8 @@ class OperatorRPNHead(RPNHead):
                                  self.feat_channels, self.op_kernel_size,
                                  padding=self.op_kernel_size // 2, bias=False))
         self.rpn_conv = layers[0] if len(layers) == 1 else nn.Sequential(*layers)
-        self.rpn_cls = nn.Conv2d(self.feat_channels, self.num_base_priors * self.cls_out_channels, 1)
+        self.rpn_cls = nn.Conv2d(self.feat_channels,
+                                 self.num_base_priors * self.cls_out_channels, 1)
         self.rpn_reg = nn.Conv2d(self.feat_channels,
                                  self.num_base_priors * self.bbox_coder.encode_size, 1)
 

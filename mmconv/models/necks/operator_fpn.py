@@ -1,6 +1,7 @@
 """FPN whose per-level 3×3 output convs are an mmconv operator (the "involution neck").
 
-Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017. https://arxiv.org/abs/1612.03144
+Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017.
+https://arxiv.org/abs/1612.03144
 Li et al., "Involution: Inverting the Inherence of Convolution for Visual Recognition", CVPR 2021,
 https://arxiv.org/abs/2103.06255: its detection models replace every FPN output conv by a 7×7
 involution (256 → 256, no bias, norm or activation); the C-volution release (PRCV 2023,
@@ -21,6 +22,8 @@ from mmcv.cnn import ConvModule
 from mmdet.models.necks import FPN
 from mmengine.registry import MODELS
 
+from mmconv.ops.involution import check_positive_odd
+
 __all__ = ['OperatorFPN', 'InvolutionFPN', 'CVolutionFPN']
 
 
@@ -29,10 +32,11 @@ class OperatorFPN(FPN):
     """mmdet ``FPN`` with the output conv of every backbone level built from ``output_op_cfg``.
 
     The operator is built by ``mmcv.cnn.build_conv_layer`` (through ``ConvModule``) as a
-    ``out_channels → out_channels`` layer with kernel ``output_kernel_size``, "same" padding and no
-    bias, so any layer with the conv-layer signature fits: the mmconv adapters (``'Involution'``,
-    ``'CVolution'``, ``'SCC'``, ``'SCConv'``, ``'CSCConv2d'``) or ``'Conv2d'`` itself. It is followed
-    by the FPN's ``norm_cfg`` and ``act_cfg`` (None in Faster/Mask R-CNN, as in the original).
+    ``out_channels → out_channels`` layer with kernel ``output_kernel_size``, "same" padding and
+    no bias, so any layer with the conv-layer signature fits: the mmconv adapters
+    (``'Involution'``, ``'CVolution'``, ``'SCC'``, ``'SCConv'``, ``'CSCConv2d'``) or ``'Conv2d'``
+    itself. It is followed by the FPN's ``norm_cfg`` and ``act_cfg`` (None in Faster/Mask R-CNN,
+    as in the original).
 
     Args:
         in_channels (list[int]): Channels of each backbone level.
@@ -46,7 +50,8 @@ class OperatorFPN(FPN):
             ``upsample_cfg``, ``init_cfg``...).
 
     Shape:
-        inputs: tuple of B×in_channels[i]×H_i×W_i → tuple of ``num_outs`` B×out_channels×H_i×W_i.
+        inputs: tuple of B×in_channels[i]×H_i×W_i →
+        tuple of ``num_outs`` B×out_channels×H_i×W_i.
 
     Example:
         >>> import torch
@@ -60,10 +65,7 @@ class OperatorFPN(FPN):
 
     def __init__(self, in_channels: List[int], out_channels: int, num_outs: int,
                  output_op_cfg: Optional[dict] = None, output_kernel_size: int = 7, **kwargs):
-        if not isinstance(output_kernel_size, int) or output_kernel_size < 1 or \
-                output_kernel_size % 2 == 0:
-            raise ValueError(f'output_kernel_size must be a positive odd integer, '
-                             f'got {output_kernel_size!r}.')
+        check_positive_odd('output_kernel_size', output_kernel_size)
         super().__init__(in_channels, out_channels, num_outs, **kwargs)
         self.output_op_cfg = copy.deepcopy(
             self.default_output_op_cfg if output_op_cfg is None else output_op_cfg)
