@@ -491,7 +491,9 @@ class SparseCodingLayer(nn.Module):
         return self._from_code(self._solve(signal), x)
 
     def _step_size_due(self) -> bool:
-        if torch.jit.is_tracing():
+        # Activation checkpointing reruns forward inside backward: that rerun must code with the
+        # step size the first pass used, so the state is left alone while a backward pass runs.
+        if torch.jit.is_tracing() or torch._C._current_graph_task_id() != -1:
             return False
         cold = self.power_vector.numel() == 0
         if not self.training:

@@ -133,21 +133,13 @@ CP_CASES = {
     'scconv-r26': lambda cp: SCConvResNet(26, with_cp=cp),
     'sdnet18-all': lambda cp: SDNet(18, csc_layers='all', stem='cifar', with_cp=cp, **FAST_CSC),
 }
-# A CSC layer refreshes its step size inside forward in training, so the recomputation in
-# backward refreshes it once more and codes with a different η: the gradients differ until the
-# layer leaves its state alone while a backward pass runs (the recomputation does).
-CSC_RECOMPUTE = pytest.mark.xfail(strict=True, reason='CSC step-size refresh repeats on recompute')
-
-
 def assert_close_scaled(actual, expected, msg=None):
     """Equal up to fp32 rounding of sums: tolerance relative to the tensor's largest entry."""
     scale = expected.abs().max().item()
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale, msg=msg)
 
 
-@pytest.mark.parametrize('name', [
-    pytest.param(name, marks=CSC_RECOMPUTE) if name.startswith('sdnet') else name
-    for name in CP_CASES])
+@pytest.mark.parametrize('name', CP_CASES)
 def test_with_cp_gives_identical_outputs_and_gradients(name):
     """Checkpointed blocks give the same outputs and gradients (train mode, same random draws)."""
     torch.manual_seed(0)
