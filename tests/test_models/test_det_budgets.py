@@ -59,3 +59,14 @@ def trainable_params(model) -> float:
 def test_detector_params(config, expected, rel_tol):
     params = trainable_params(build_detector(config))
     assert params == pytest.approx(expected, rel=rel_tol), f'{config}: {params:.3f} M'
+
+
+def test_get_flops_reports_the_trainable_count_of_the_seed_table():
+    """tools/analysis_tools/get_flops.py prints both counts; the trainable one is the seed's."""
+    import sys
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
+    from get_flops import count
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', BUDGETS[0][0]))
+    info = count(cfg, 64, 96)  # any size: parameters do not depend on it
+    assert info['trainable_params'] / 1e6 == pytest.approx(BUDGETS[0][1], rel=0.01)
+    assert info['params'] - info['trainable_params'] > 0.1e6  # stem and stage 1 are frozen

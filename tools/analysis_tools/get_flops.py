@@ -79,8 +79,11 @@ def count(cfg: Config, height: int, width: int, show_table: bool = False,
         prepare_detector(model, height, width)
     inputs = torch.rand(1, 3, height, width)
     with torch.no_grad():
-        return get_model_complexity_info(model, inputs=(inputs, ), show_table=show_table,
+        info = get_model_complexity_info(model, inputs=(inputs, ), show_table=show_table,
                                          show_arch=show_arch)
+    # Published detection tables count what trains: frozen stages (frozen_stages) are left out.
+    info['trainable_params'] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return info
 
 
 def main():
@@ -99,6 +102,7 @@ def main():
           f'Input shape: (3, {height}, {width})\n'
           f'Flops: {info["flops"] / 1e9:.3f} G ({info["flops"]} multiply-accumulates)\n'
           f'Params: {info["params"] / 1e6:.3f} M ({info["params"]})\n'
+          f'Trainable params: {info["trainable_params"] / 1e6:.3f} M (frozen stages excluded)\n'
           f'{rule}')
 
 
