@@ -138,17 +138,17 @@ def test_involution_mask_head_forward_backward_and_init():
         InvolutionFCNMaskHead(in_channels=32, conv_out_channels=64)
 
 
-def test_mask_rcnn_with_involution_neck_and_heads_trains_one_step():
+@pytest.mark.parametrize('backbone, neck', [('RedNet', 'InvolutionFPN'), ('CedNet', 'CVolutionFPN')])
+def test_mask_rcnn_with_operator_neck_and_heads_trains_one_step(backbone, neck):
     from mmdet.testing import demo_mm_inputs
     model = MODELS.build(ConfigDict(
         type='MaskRCNN',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
                                pad_mask=True, pad_size_divisor=32),
-        backbone=dict(type='RedNet', depth=26, stem_channels=32, base_channels=16,
+        backbone=dict(type=backbone, depth=26, stem_channels=32, base_channels=16,
                       out_indices=(0, 1, 2, 3), init_cfg=None),
-        neck=dict(type='InvolutionFPN', in_channels=[64, 128, 256, 512], out_channels=32,
-                  num_outs=5),
+        neck=dict(type=neck, in_channels=[64, 128, 256, 512], out_channels=32, num_outs=5),
         rpn_head=dict(
             type='InvolutionRPNHead', in_channels=32, feat_channels=32,
             anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
