@@ -26,6 +26,9 @@ NUM_TRAIN, NUM_VAL = 320, 80
 def tool_env() -> Dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     env.pop('MMCONV_TRUSTED_CHECKPOINTS', None)
+    # The tools import mmconv from this checkout (as tools/dist_train.sh arranges), whatever
+    # copy may be installed.
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO_ROOT, env.get('PYTHONPATH')]))
     # One intra-op thread: on a small shared machine, several threads per process make these
     # tiny models many times slower (OpenMP threads wait on each other), never faster.
     env.setdefault('OMP_NUM_THREADS', '1')
