@@ -1,5 +1,5 @@
 # Demo detector: Faster R-CNN with a ResNet-18 + narrow FPN, trained from scratch on the synthetic
-# COCO-format set (3 shape classes, 128x128 images). A few CPU-minutes; `make demo` trains and tests it.
+# COCO-format set (3 shape classes, 128x128 images). A few CPU-minutes.
 _base_ = [
     '../_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/demo_coco_detection.py',

@@ -3,8 +3,9 @@
 _base_ = ['../_base_/datasets/demo_cls.py', '../_base_/default_runtime_cls.py']
 
 # The backbone and the width of its last feature map: to try an mmconv backbone, change these two
-# lines (e.g. an mmconv RedNet/SCCNet/SDNet entry from mmconv/models/backbones/ and its width).
-backbone = dict(type='ResNet_CIFAR', depth=18, stem_channels=16, base_channels=16, out_indices=(3, ))
+# settings (e.g. an mmconv RedNet/SCCNet/SDNet from mmconv/models/backbones/ and its width).
+backbone = dict(
+    type='ResNet_CIFAR', depth=18, stem_channels=16, base_channels=16, out_indices=(3, ))
 backbone_channels = 128
 
 model = dict(

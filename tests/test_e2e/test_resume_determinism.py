@@ -48,8 +48,8 @@ def test_resumed_run_matches_uninterrupted_run(loop, cls_data_options, tmp_path)
     if loop == 'epoch_based':
         config, options, first, last = CLS_CONFIG, EPOCH_BASED, 'epoch_1.pth', 'epoch_2.pth'
     else:
-        config, options, first, last = str(tmp_path / 'iter_based.py'), [], 'iter_4.pth', 'iter_8.pth'
-        (tmp_path / 'iter_based.py').write_text(ITER_BASED_CONFIG)
+        config, options, first, last = str(tmp_path / 'iter.py'), [], 'iter_4.pth', 'iter_8.pth'
+        (tmp_path / 'iter.py').write_text(ITER_BASED_CONFIG)
     options = [*cls_data_options, *DETERMINISTIC, *STOCHASTIC_DEPTH, *options]
 
     straight_dir = str(tmp_path / 'straight')

@@ -77,7 +77,8 @@ def train_and_test(name: str, config: str, overrides: List[str], work_root: str)
     os.makedirs(osp.join(REPO_ROOT, work_dir), exist_ok=True)
     python = sys.executable
     run_step(f'Train {name} ({config})',
-             [python, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *overrides],
+             [python, 'tools/train.py', config, '--work-dir', work_dir,
+              '--cfg-options', *overrides],
              osp.join(REPO_ROOT, work_root, f'{name}_train.log'))
     output = run_step(
         f'Test {name}',
