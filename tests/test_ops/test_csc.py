@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.graph import saved_tensors_hooks
 
 from mmconv.ops import CSCConv1d, CSCConv2d, CSCLinear, set_csc_lambda
 from mmconv.ops.sparse_coding import (SOLVERS, ConvDictionary, LinearDictionary, fista_momentum,
                                       sparse_code, sparse_code_reference)
+from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
 @pytest.fixture(autouse=True, scope='module')
 def single_thread():
@@ -71,19 +71,6 @@ def dense_dictionary(layer, x):
             columns.append(decoded.flatten())
     return torch.stack(columns, dim=1)
 
-
-def saved_bytes(fn):
-    """Bytes of the distinct storages autograd saves for backward while ``fn`` runs."""
-    storages = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with saved_tensors_hooks(pack, lambda tensor: tensor):
-        fn()
-    return sum(storages.values())
 
 
 # ----------------------------------------------------------------------------- solver

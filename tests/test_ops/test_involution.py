@@ -2,10 +2,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.autograd.graph import saved_tensors_hooks
 
 from mmconv.ops import Involution, involution_aggregate
 from mmconv.ops.involution import tap_windows
+from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
 
 def random_pair(batch, channels, groups, size, kernel_size, stride, dilation, dtype=torch.float64):
@@ -204,19 +204,6 @@ def test_flops_with_stride():
     pixels = 5 * 5  # ceil(9 / 2)²; the average pool is not counted by mmengine
     assert flops == pixels * (32 * 8 + 2 * 8 + 8 * 9 * 2 + 32 * 9)
 
-
-def saved_bytes(fn):
-    """Bytes of distinct storages kept for backward while running ``fn``."""
-    storages = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with saved_tensors_hooks(pack, lambda tensor: tensor):
-        fn()
-    return sum(storages.values())
 
 
 def test_memory_path_saves_only_input_and_kernel():

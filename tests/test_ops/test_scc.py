@@ -3,23 +3,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.autograd.graph import saved_tensors_hooks
 
 from mmconv.ops.scc import SCC, SCCFunction, draw_forced_levels, scc_reference
+from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
-
-def saved_bytes(fn):
-    """Bytes of distinct storages kept for backward while running ``fn``."""
-    storages = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with saved_tensors_hooks(pack, lambda tensor: tensor):
-        fn()
-    return sum(storages.values())
 
 
 def level_responses(module, x):

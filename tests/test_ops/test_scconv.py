@@ -3,23 +3,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.autograd.graph import saved_tensors_hooks
 
 from mmconv.ops.scconv import CRU, SCConv, SRU, CRUFunction, SRUSqueezeFunction
+from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
-
-def saved_bytes(fn):
-    """Bytes of distinct storages kept for backward while running ``fn``."""
-    storages = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with saved_tensors_hooks(pack, lambda tensor: tensor):
-        fn()
-    return sum(storages.values())
 
 
 def make_scconv(*args, seed=0, dtype=torch.float64, **kwargs):

@@ -22,9 +22,9 @@ from typing import Callable, List, Tuple
 
 import torch
 from torch import nn
-from torch.autograd.graph import saved_tensors_hooks
 
 from mmconv.ops import SCC, CSCConv2d, CVolution, Involution, SCConv
+from mmconv.ops.memory import saved_tensor_bytes
 
 Factory = Callable[[int], nn.Module]
 
@@ -98,16 +98,7 @@ class Step:
             self.run()
             synchronize(self.x.device)
             return torch.cuda.max_memory_allocated(self.x.device) - held
-        storages = {}
-
-        def pack(tensor):
-            storage = tensor.untyped_storage()
-            storages[storage.data_ptr()] = storage.nbytes()
-            return tensor
-
-        with saved_tensors_hooks(pack, lambda tensor: tensor):
-            self.module(self.x)
-        return sum(storages.values())
+        return saved_tensor_bytes(lambda: self.module(self.x))
 
 
 def synchronize(device: torch.device) -> None:
