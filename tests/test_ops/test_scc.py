@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmconv.ops.scc import SCC, SCCFunction, draw_forced_levels, scc_reference
+from mmconv.ops.scc import SCC, SCCFunction, draw_forced_levels
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
 

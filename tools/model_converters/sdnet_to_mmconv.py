@@ -44,7 +44,7 @@ RULES = [
     (rf'layer0\.0\.dn\.({CSC})', r'backbone.conv1.\1'),
     (rf'layer0\.1\.({BN})', r'backbone.bn1.\1'),
     (rf'layer0\.2\.dn\.({CSC})', r'backbone.stem_pool.\1'),
-    (rf'layer([1-4])\.(\d+)\.(conv[12]\.weight)', r'backbone.layer\1.\2.\3'),
+    (r'layer([1-4])\.(\d+)\.(conv[12]\.weight)', r'backbone.layer\1.\2.\3'),
     (rf'layer([1-4])\.layers\.(\d+)\.(conv[12])\.dn\.({CSC})', r'backbone.layer\1.\2.\3.\4'),
     (rf'{BLOCK}\.(bn[12]\.{BN})', r'backbone.layer\1.\2.\3'),
     (rf'{BLOCK}\.shortcut\.(0\.weight|1\.{BN})', r'backbone.layer\1.\2.downsample.\3'),

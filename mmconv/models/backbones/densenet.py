@@ -26,7 +26,8 @@ from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from .staged_backbone import StagedBackbone
 
 __all__ = ['DenseLayer', 'DenseBlock', 'Transition', 'OperatorDenseNet']
 
@@ -139,7 +140,7 @@ class Transition(nn.Sequential):
 
 
 @MODELS.register_module()
-class OperatorDenseNet(BaseModule):
+class OperatorDenseNet(StagedBackbone):
     """DenseNet-BC with the dense layers' 3×3 convolution given as a conv-layer config.
 
     With ``op_cfg=None`` and ``arch='121'`` this is DenseNet-121 (7.06 M parameters and 2.90
@@ -301,22 +302,9 @@ class OperatorDenseNet(BaseModule):
                 outs.append(x)
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
+    def frozen_modules(self) -> List[nn.Module]:
         frozen = [self.stem] if self.frozen_stages >= 0 else []
         frozen += [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
         if self.frozen_stages == self.num_stages:
             frozen.append(self.final_norm)
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'OperatorDenseNet':
-        """Set the training mode, then re-freeze frozen stages and, with ``norm_eval``, every BN."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+        return frozen

@@ -16,7 +16,7 @@ Stride sits on the 3×3 slot (pytorch style). Every stride-2 layer maps a side o
 ceil(n / 2) (zero padding k // 2 for odd k, ceil-mode pooling inside the operators), so odd and
 non-divisible input sizes work: a stage with total stride s outputs ceil(H / s)-sized maps.
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.utils.checkpoint as cp
@@ -24,9 +24,10 @@ from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer, build
 from mmengine.model import BaseModule, Sequential
 from mmengine.registry import MODELS
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmconv.utils.pretrained import load_pretrained, pretrained_init_cfg
+
+from .staged_backbone import StagedBackbone
 
 __all__ = ['BasicBlock', 'Bottleneck', 'OperatorResLayer', 'OperatorResNet']
 
@@ -242,7 +243,7 @@ class OperatorResLayer(Sequential):
 
 
 @MODELS.register_module()
-class OperatorResNet(BaseModule):
+class OperatorResNet(StagedBackbone):
     """ResNet with the block operator, shortcut, stem and activations given as arguments.
 
     With the defaults it is a plain ResNet (7×7 stem, 1×1 projection shortcuts, ReLU); the named
@@ -472,20 +473,6 @@ class OperatorResNet(BaseModule):
         load_pretrained(self, **{k: v for k, v in pretrained.items() if k != 'type'})
         self._is_init = True
 
-    def _freeze_stages(self) -> None:
+    def frozen_modules(self) -> List[nn.Module]:
         frozen = list(self.stem_modules()) if self.frozen_stages >= 0 else []
-        frozen += [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'OperatorResNet':
-        """Set the training mode, then re-freeze frozen stages and, with ``norm_eval``, every BN."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+        return frozen + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
