@@ -6,8 +6,10 @@ and first stage that ``frozen_stages=1`` freezes (0.14 M for RedNet-50) are left
 only built (no forward pass), so the whole file takes seconds.
 """
 import os.path as osp
+import sys
 
 import pytest
+import torch
 
 pytest.importorskip('mmdet')
 
@@ -61,12 +63,34 @@ def test_detector_params(config, expected, rel_tol):
     assert params == pytest.approx(expected, rel=rel_tol), f'{config}: {params:.3f} M'
 
 
-def test_get_flops_reports_the_trainable_count_of_the_seed_table():
-    """tools/analysis_tools/get_flops.py prints both counts; the trainable one is the seed's."""
-    import sys
+def get_flops_count():
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
     from get_flops import count
+    return count
+
+
+def test_get_flops_reports_the_trainable_count_of_the_seed_table():
+    """tools/analysis_tools/get_flops.py prints both counts; the trainable one is the seed's."""
+    count = get_flops_count()
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', BUDGETS[0][0]))
     info = count(cfg, 64, 96)  # any size: parameters do not depend on it
     assert info['trainable_params'] / 1e6 == pytest.approx(BUDGETS[0][1], rel=0.01)
     assert info['params'] - info['trainable_params'] > 0.1e6  # stem and stage 1 are frozen
+
+
+def test_get_flops_counts_the_roi_heads_on_a_fixed_number_of_proposals():
+    """The RoI heads see the RPN's max_per_img proposals (300 in the demo configs, the mask head
+    the first 100) whatever the random weights propose: the count is seed-independent, and the
+    Mask R-CNN - Faster R-CNN difference is the mask head on 100 RoIs, counted by hand."""
+    count = get_flops_count()
+    flops = {}
+    for seed, detector in ((0, 'faster'), (1, 'faster'), (0, 'mask')):
+        torch.manual_seed(seed)
+        cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'demo',
+                                       f'{detector}-rcnn_r18_fpn_demo-coco.py'))
+        flops[seed, detector] = count(cfg, 128, 160)['flops']
+    assert flops[0, 'faster'] == flops[1, 'faster']
+    # 64-channel mask head on 14x14 RoI features: four 3x3 convs, a 2x2 stride-2 deconvolution,
+    # then 1x1 logits for 3 classes on 28x28.
+    per_roi = 4 * 14 * 14 * 64 * 64 * 9 + 14 * 14 * 64 * 64 * 4 + 28 * 28 * 64 * 3
+    assert flops[0, 'mask'] - flops[0, 'faster'] == 100 * per_roi

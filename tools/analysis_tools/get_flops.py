@@ -2,9 +2,11 @@
 
 Classifiers (mmpretrain configs) are counted whole, backbone + neck + head, on one
 3×H×W image (224×224 unless ``--shape`` says otherwise). Detectors (mmdet configs) are counted
-whole as well: backbone, neck, RPN (its proposals included) and RoI heads, run by the
-detector's ``forward`` in ``'tensor'`` mode on one synthetic image, 1280×800 (H×W, mmdet's
-get_flops default) unless ``--shape`` says otherwise. Unlike mmdet's own tool it needs no dataset.
+whole as well: backbone, neck, RPN and RoI heads, run by the detector's ``forward`` in
+``'tensor'`` mode on one synthetic image, 1280×800 (H×W, mmdet's get_flops default) unless
+``--shape`` says otherwise; the RoI heads get exactly the RPN's ``max_per_img`` proposals (1000;
+the mask head the first 100), as in mmdet 2.x's counts, whatever the random weights propose.
+Unlike mmdet's own tool it needs no dataset.
 
 Counting is mmengine's (1 FLOP = 1 multiply-accumulate, the papers' convention) with mmconv's
 handles installed, so involution, C-volution, SCC and the other mmconv operators, which run as
@@ -68,6 +70,29 @@ def prepare_detector(model: torch.nn.Module, height: int, width: int) -> None:
     sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
                                          batch_input_shape=shape, scale_factor=(1.0, 1.0)))
     model.forward = partial(model.forward, data_samples=[sample], mode='tensor')
+    if getattr(model, 'with_rpn', False):
+        fix_proposals(model.rpn_head, model.test_cfg.rpn.max_per_img, height, width)
+
+
+def fix_proposals(rpn_head: torch.nn.Module, num: int, height: int, width: int) -> None:
+    """Let the RPN run (its convs count), then hand the RoI heads exactly ``num`` proposals.
+
+    With random weights the RPN's NMS keeps a weight-dependent number of boxes (none at all when
+    a randomly initialised backbone overflows), so the RoI heads' count would vary from run to
+    run. mmdet 2.x's ``forward_dummy``, which published tables used, fed them ``num`` (1000)
+    boxes, of which the mask head sees the first 100; so does this.
+    """
+    from mmengine.structures import InstanceData
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(num, 2, 2, generator=generator) * torch.tensor([width, height])
+    boxes = torch.cat([corners.min(1).values, corners.max(1).values + 1], dim=1)
+    predict = rpn_head.predict
+
+    def predict_then_fix(*args, **kwargs):
+        return [InstanceData(bboxes=boxes, scores=torch.ones(num), labels=torch.zeros(num).long())
+                for _ in predict(*args, **kwargs)]
+
+    rpn_head.predict = predict_then_fix
 
 
 def count(cfg: Config, height: int, width: int, show_table: bool = False,
