@@ -3,7 +3,8 @@
 1. ``tools/misc/make_demo_data.py`` writes a small classification set and a COCO-format
    detection/instance set under ``data/demo`` (kept if already there);
 2. ``tools/train.py`` trains the demo classifier, ``tools/test.py`` evaluates its checkpoint;
-3. the same for the demo Faster R-CNN;
+3. the same for the demo Faster R-CNN and Mask R-CNN, both on an mmconv backbone (a narrow
+   RedNet-26, involution bottlenecks);
 4. a table of the metrics is printed.
 
 Each step's full log goes to ``work_dirs/demo/<step>.log``; the console shows progress lines only.
@@ -22,7 +23,8 @@ from typing import Dict, List
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CONFIG = 'configs/demo/resnet18-w16_demo-cls.py'
-DET_CONFIG = 'configs/demo/faster-rcnn_r18_fpn_demo-coco.py'
+DET_CONFIG = 'configs/demo/faster-rcnn_rednet26-w16_fpn_demo-coco.py'
+MASK_CONFIG = 'configs/demo/mask-rcnn_rednet26-w16_fpn_demo-coco.py'
 # mmengine's training/validation log lines and the metric lines tools/test.py prints.
 PROGRESS = re.compile(r'Epoch\((train|val|test)\)|Iter\((train|val|test)\)|^\S+/\S+: [-\d.]+$')
 METRIC = re.compile(r'^(\S+/\S+): ([-\d.]+)$')
@@ -108,11 +110,14 @@ def main():
           for evaluator in ('val_evaluator', 'test_evaluator')),
     ]
     det_metrics = train_and_test('faster_rcnn', DET_CONFIG, coco_options, args.work_dir)
+    mask_metrics = train_and_test('mask_rcnn', MASK_CONFIG, coco_options, args.work_dir)
 
     rows = [
         ('classifier', CLS_CONFIG, 'accuracy/top1 (%)', cls_metrics.get('accuracy/top1')),
         ('Faster R-CNN', DET_CONFIG, 'coco/bbox_mAP', det_metrics.get('coco/bbox_mAP')),
         ('Faster R-CNN', DET_CONFIG, 'coco/bbox_mAP_50', det_metrics.get('coco/bbox_mAP_50')),
+        ('Mask R-CNN', MASK_CONFIG, 'coco/bbox_mAP', mask_metrics.get('coco/bbox_mAP')),
+        ('Mask R-CNN', MASK_CONFIG, 'coco/segm_mAP', mask_metrics.get('coco/segm_mAP')),
     ]
     print(f'\n== Demo results (val split of {args.data}, {time.time() - start:.0f} s in all)')
     width = max(len(r[1]) for r in rows)
