@@ -11,10 +11,4 @@ backbone = dict(
     base_channels=16,
     out_indices=(0, 1, 2, 3),
     init_cfg=None)
-# On 128-px images with at most four objects, 300 proposals and 64 sampled RoIs per image are
-# plenty; RoIAlign and NMS dominate the CPU time of a step, which this roughly halves.
-model = dict(
-    backbone=backbone,
-    neck=dict(in_channels=[64, 128, 256, 512]),
-    train_cfg=dict(
-        rpn_proposal=dict(nms_pre=300, max_per_img=300), rcnn=dict(sampler=dict(num=64))))
+model = dict(backbone=backbone, neck=dict(in_channels=[64, 128, 256, 512]))
