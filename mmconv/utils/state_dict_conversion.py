@@ -10,7 +10,9 @@ Every source key must match a rule and every target key must be produced: a key 
 key the model lacks, a key the model expects that the source does not provide, or a shape that
 differs is reported by name in a :class:`ConversionError` instead of being dropped silently.
 """
+import argparse
 import os
+import sys
 import os.path as osp
 import re
 import tempfile
@@ -21,7 +23,7 @@ import torch
 
 from .checkpoint import safe_torch_load
 
-__all__ = ['ConversionError', 'KeyRule', 'unwrap_state_dict', 'load_source_state_dict',
+__all__ = ['ConversionError', 'converter_main', 'KeyRule', 'unwrap_state_dict', 'load_source_state_dict',
            'rename_keys', 'check_against', 'model_state_dict', 'save_converted',
            'convert_checkpoint']
 
@@ -190,3 +192,23 @@ def convert_checkpoint(src: str, dst: str, convert, source: str,
         meta['config'] = config
     save_converted(state_dict, dst, meta)
     return state_dict
+
+
+def converter_main(convert, source: str, src_help: str) -> None:
+    """Command line of the ``tools/model_converters`` scripts: ``SRC DST [--config CONFIG]``.
+
+    Args:
+        convert: Maps a source state dict to an mmconv one.
+        source (str): The checkpoint format, as recorded in the meta and shown in ``--help``.
+        src_help (str): What SRC is.
+    """
+    parser = argparse.ArgumentParser(description=f'Convert a checkpoint of {source} for mmconv.')
+    parser.add_argument('src', help=src_help)
+    parser.add_argument('dst', help='where to write the mmconv checkpoint')
+    parser.add_argument('--config', help='mmconv config whose model must accept every key')
+    args = parser.parse_args()
+    try:
+        state_dict = convert_checkpoint(args.src, args.dst, convert, source, args.config)
+    except ConversionError as err:
+        sys.exit(f'error: {args.src}: {err}')
+    print(f'Wrote {len(state_dict)} tensors to {args.dst}')

@@ -23,14 +23,12 @@ Usage:
     python tools/model_converters/rednet_to_mmconv.py rednet50.pth rednet50_mmconv.pth \
         --config configs/rednet/rednet50_64xb32_in1k.py
 """
-import argparse
-import sys
 from collections import OrderedDict
 from typing import Dict
 
 import torch
 
-from mmconv.utils.state_dict_conversion import ConversionError, convert_checkpoint, rename_keys
+from mmconv.utils.state_dict_conversion import converter_main, rename_keys
 
 BN = r'(?:weight|bias|running_mean|running_var|num_batches_tracked)'
 INVOLUTION = rf'(?:conv1\.conv\.weight|conv1\.bn\.{BN}|conv2\.conv\.(?:weight|bias))'
@@ -53,23 +51,8 @@ def convert(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tens
     return rename_keys(state_dict, RULES)
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(
-        description='Convert an official RedNet (mmcls 0.x) checkpoint for mmconv.')
-    parser.add_argument('src', help='official checkpoint (.pth)')
-    parser.add_argument('dst', help='where to write the mmconv checkpoint')
-    parser.add_argument('--config', help='mmconv config whose model must accept every key')
-    return parser.parse_args()
-
-
 def main():
-    args = parse_args()
-    try:
-        state_dict = convert_checkpoint(args.src, args.dst, convert, 'official RedNet (mmcls 0.x)',
-                                        args.config)
-    except ConversionError as err:
-        sys.exit(f'error: {args.src}: {err}')
-    print(f'Wrote {len(state_dict)} tensors to {args.dst}')
+    converter_main(convert, 'official RedNet (mmcls 0.x)', 'official checkpoint (.pth)')
 
 
 if __name__ == '__main__':

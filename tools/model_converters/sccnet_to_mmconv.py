@@ -19,14 +19,12 @@ Usage:
     python tools/model_converters/sccnet_to_mmconv.py flin1kp0.5ds5x-best.pth sccnet34.pth \
         --config configs/sccnet/sccnet34-scc5x5_1xb128_in1k.py
 """
-import argparse
-import sys
 from collections import OrderedDict
 from typing import Dict
 
 import torch
 
-from mmconv.utils.state_dict_conversion import ConversionError, convert_checkpoint, rename_keys
+from mmconv.utils.state_dict_conversion import converter_main, rename_keys
 
 BN = r'(?:weight|bias|running_mean|running_var|num_batches_tracked)'
 SCC = r'(?:weight|bias|alpha|beta)'
@@ -45,22 +43,8 @@ def convert(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tens
     return rename_keys(state_dict, RULES)
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description='Convert an SCCNet checkpoint for mmconv.')
-    parser.add_argument('src', help='SCCNet checkpoint (.pth, a state dict)')
-    parser.add_argument('dst', help='where to write the mmconv checkpoint')
-    parser.add_argument('--config', help='mmconv config whose model must accept every key')
-    return parser.parse_args()
-
-
 def main():
-    args = parse_args()
-    try:
-        state_dict = convert_checkpoint(args.src, args.dst, convert,
-                                        'SCCNet (Raven-Z-china/SCCNet)', args.config)
-    except ConversionError as err:
-        sys.exit(f'error: {args.src}: {err}')
-    print(f'Wrote {len(state_dict)} tensors to {args.dst}')
+    converter_main(convert, 'SCCNet (Raven-Z-china/SCCNet)', 'SCCNet checkpoint (.pth, a state dict)')
 
 
 if __name__ == '__main__':

@@ -27,14 +27,12 @@ Usage:
     python tools/model_converters/sdnet_to_mmconv.py model_best.pth.tar sdnet18_cifar10.pth \
         --config configs/sdnet/sdnet18_1xb128_cifar10.py
 """
-import argparse
-import sys
 from collections import OrderedDict
 from typing import Dict
 
 import torch
 
-from mmconv.utils.state_dict_conversion import ConversionError, convert_checkpoint, rename_keys
+from mmconv.utils.state_dict_conversion import converter_main, rename_keys
 
 BN = r'(?:weight|bias|running_mean|running_var|num_batches_tracked)'
 CSC = r'(?:weight|step_size)'
@@ -60,22 +58,8 @@ def convert(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tens
     return converted
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description='Convert an official SDNet checkpoint for mmconv.')
-    parser.add_argument('src', help='official checkpoint (.pth.tar)')
-    parser.add_argument('dst', help='where to write the mmconv checkpoint')
-    parser.add_argument('--config', help='mmconv config whose model must accept every key')
-    return parser.parse_args()
-
-
 def main():
-    args = parse_args()
-    try:
-        state_dict = convert_checkpoint(args.src, args.dst, convert, 'SDNet (Delay-Xili/SDNet)',
-                                        args.config)
-    except ConversionError as err:
-        sys.exit(f'error: {args.src}: {err}')
-    print(f'Wrote {len(state_dict)} tensors to {args.dst}')
+    converter_main(convert, 'SDNet (Delay-Xili/SDNet)', 'official checkpoint (.pth.tar)')
 
 
 if __name__ == '__main__':
