@@ -2,7 +2,8 @@
 
 mmengine's ``FlopAnalyzer`` counts convolutions and matmuls it finds in a traced graph, but a
 custom ``torch.autograd.Function`` appears there as one opaque ``prim::PythonOp.<ClassName>`` node
-and counts zero. Each operator registers a handle for its Functions here; this module depends on
+and counts zero, and so does ``aten::baddbmm``. Each operator registers a handle for its Functions
+here; this module depends on
 torch only, and :mod:`mmconv.analysis` installs the handles into mmengine.
 
 A handle has mmengine's signature ``handle(inputs, outputs) -> int``: the traced graph values of the
@@ -20,6 +21,16 @@ def register_flop_handle(function_name: str) -> Callable[[FlopHandle], FlopHandl
 
     def decorator(handle: FlopHandle) -> FlopHandle:
         FLOP_HANDLES[f'prim::PythonOp.{function_name}'] = handle
+        return handle
+
+    return decorator
+
+
+def register_aten_flop_handle(op_name: str) -> Callable[[FlopHandle], FlopHandle]:
+    """Register ``handle`` for the aten op ``op_name`` (one mmengine has no handle for)."""
+
+    def decorator(handle: FlopHandle) -> FlopHandle:
+        FLOP_HANDLES[f'aten::{op_name}'] = handle
         return handle
 
     return decorator

@@ -65,6 +65,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .flop_handles import register_flop_handle, value_shape
+from .pointwise import batched_pointwise
 
 __all__ = ['SCC', 'SCCFunction', 'scc_reference', 'draw_forced_levels']
 
@@ -173,14 +174,13 @@ def _first_argmax(responses: List[torch.Tensor]) -> torch.Tensor:
     """int8 index of the first maximum over the level responses (strict ``>`` running max)."""
     if len(responses) == 1:
         return torch.zeros(responses[0].shape, dtype=torch.int8, device=responses[0].device)
-    choice = torch.empty(responses[0].shape, dtype=torch.int8, device=responses[0].device)
-    torch.gt(responses[1], responses[0], out=choice)
+    # Comparisons write bool, then convert: a comparison straight into int8 is ~1.6× slower on CPU.
+    choice = torch.gt(responses[1], responses[0]).to(torch.int8)
     if len(responses) > 2:
         best = torch.maximum(responses[0], responses[1])
-        beats = torch.empty_like(choice)
         for level in range(2, len(responses)):
             # choice += beats·(level − choice): int8 arithmetic, unlike masked_fill_, is vectorised.
-            torch.gt(responses[level], best, out=beats)
+            beats = torch.gt(responses[level], best).to(torch.int8)
             choice.add_(beats.mul_(torch.rsub(choice, level)))
             if level + 1 < len(responses):
                 torch.maximum(best, responses[level], out=best)
@@ -207,8 +207,7 @@ def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s
     if groups > 1:
         return F.conv2d(x, weight, bias, stride, 0, 1, groups)
     out_h, out_w = output_size(x.shape[2], stride), output_size(x.shape[3], stride)
-    out = torch.baddbmm(bias.view(1, -1, 1), weight.flatten(1).expand(x.shape[0], -1, -1),
-                        _strided_pixels(x, stride))
+    out = batched_pointwise(weight, _strided_pixels(x, stride), bias)
     return out.view(x.shape[0], -1, out_h, out_w)
 
 
@@ -274,9 +273,8 @@ class SCCFunction(torch.autograd.Function):
             mask = torch.empty_like(out)
         for level in range(1, levels):
             selected = _affine_(responses[level], gain[level], beta[level])
-            # out·(1 − m) + selected·m with a 0/1 float mask: exact, and far faster than torch.where.
-            selected.mul_(_level_mask(choice, level, levels, out=mask))
-            out.mul_(mask.neg_().add_(1)).add_(selected)
+            # lerp by a 0/1 float mask returns either end exactly, and is ~4× faster than torch.where.
+            out = torch.lerp(out, selected, _level_mask(choice, level, levels, out=mask), out=out)
         ctx.geometry = (stride, dilation, groups)
         ctx.save_for_backward(x, choice, weight, bias, alpha)
         return out

@@ -67,6 +67,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .flop_handles import register_flop_handle, value_shape
+from .pointwise import batched_pointwise
 
 __all__ = ['SCConv', 'SRU', 'CRU', 'SRUSqueezeFunction', 'CRUFunction']
 
@@ -169,15 +170,6 @@ def cru_widths(in_channels: int, alpha: float, squeeze_ratio: int) -> Tuple[int,
     return up, low, up // squeeze_ratio, low // squeeze_ratio
 
 
-def _matmul(weight: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """``weight (O×I) @ pixels (B×I×P)`` as one batched matmul: a 1×1 conv without layout reorders.
-
-    Batched matmuls accumulating in place into a channel slice run as one small matmul per image on
-    CPU; every product here goes to a fresh contiguous tensor instead.
-    """
-    return torch.bmm(weight.reshape(weight.shape[0], -1).expand(pixels.shape[0], -1, -1), pixels)
-
-
 def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor) -> torch.Tensor:
     """Block-diagonal 1×1 conv: weight k maps the k-th channel block of ``pixels`` (B×ΣI×P)."""
     batch = pixels.shape[0]
@@ -190,7 +182,7 @@ def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor) -> torch.Te
         out = torch.bmm(stacked, pixels.reshape(batch * blocks, in_block, -1))
         return out.view(batch, blocks * out_block, -1)
     blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
-    return torch.cat([_matmul(weight, block) for weight, block in zip(weights, blocks)], dim=1)
+    return torch.cat([batched_pointwise(weight, block) for weight, block in zip(weights, blocks)], dim=1)
 
 
 def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
@@ -358,7 +350,7 @@ class CRUFunction(torch.autograd.Function):
         lower_pixels = _pixels(lower, stride)
         # A fresh tensor even when the lower part is already contiguous (batch 1): it is updated in place.
         out = lower_pixels.clone(memory_format=torch.contiguous_format) if pwc2_weight is None else torch.cat(
-            [_matmul(pwc2_weight, lower_pixels), lower_pixels], dim=1)
+            [batched_pointwise(pwc2_weight, lower_pixels), lower_pixels], dim=1)
         out = out.view_as(diff)
         diff.sub_(out)
         acc_dtype = _accumulation_dtype(diff.dtype)
@@ -462,7 +454,7 @@ def _add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor,
             weight.flatten(1).t().expand(grad_pixels.shape[0], -1, -1), grad_pixels)
         return
     sub = grad_input[:, :, ::stride, ::stride]
-    sub += _matmul(weight.flatten(1).t(), grad_pixels).view(sub.shape)
+    sub += batched_pointwise(weight.flatten(1).t(), grad_pixels).view(sub.shape)
 
 
 @register_flop_handle('SRUSqueezeFunction')

@@ -2,13 +2,15 @@
 
 For every entry of ``CASES`` the fast path, the reference path and a bias-free 3×3 convolution of the
 same width are measured in one run, interleaved (conv, fast, reference, conv, fast, …) so that load
-changes on a shared machine hit all three alike, and reported as ratios to the convolution.
+changes on a shared machine hit all three alike, and reported as ratios to the convolution. A case
+may add a ``floor``: the library convolutions that any implementation built on them must run (for
+SCC, one dense conv per nested level), to show how much of the fast path is overhead.
 
 Memory is the peak of ``torch.cuda.max_memory_allocated`` above the memory held before the step on
 CUDA, and the bytes of distinct storages saved for backward (``saved_tensors_hooks``) on CPU.
 
-Adding an operator: append ``Case(name, fast_factory, reference_factory, shape)`` entries to
-``CASES``; a factory takes the channel count and returns the module.
+Adding an operator: append ``Case(name, fast_factory, reference_factory, shape[, floor_factory])``
+entries to ``CASES``; a factory takes the channel count and returns the module.
 
 Example::
 
@@ -18,7 +20,7 @@ import argparse
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -38,11 +40,29 @@ class Case:
         fast: builds the default (fast) path from the channel count.
         reference: builds the plain reference path from the channel count.
         shape: input B×C×H×W.
+        floor: builds the library convs the operator cannot avoid, or None.
     """
     name: str
     fast: Factory
     reference: Factory
     shape: Tuple[int, int, int, int]
+    floor: Optional[Factory] = None
+
+
+class NestedLevelConvs(nn.Module):
+    """SCC's unavoidable work with dense library convs: one bias-free conv per level, 1×1 … K×K.
+
+    The levels are summed (two cheap adds) so that one backward reaches them all.
+    """
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__()
+        self.levels = nn.ModuleList(
+            nn.Conv2d(channels, channels, 2 * level + 1, padding=level, bias=False)
+            for level in range(kernel_size // 2 + 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(level(x) for level in self.levels)
 
 
 CASES: List[Case] = [
@@ -55,9 +75,9 @@ CASES: List[Case] = [
     Case('scconv', lambda c: SCConv(c, c), lambda c: SCConv(c, c, impl='reference'),
          (8, 64, 56, 56)),
     Case('scc3', lambda c: SCC(c, c, 3), lambda c: SCC(c, c, 3, impl='reference'),
-         (8, 64, 56, 56)),
+         (8, 64, 56, 56), lambda c: NestedLevelConvs(c, 3)),
     Case('scc5', lambda c: SCC(c, c, 5), lambda c: SCC(c, c, 5, impl='reference'),
-         (8, 64, 56, 56)),
+         (8, 64, 56, 56), lambda c: NestedLevelConvs(c, 5)),
     # Training mode: the time includes the in-forward step-size update (one warm power iteration).
     Case('csc2', lambda c: CSCConv2d(c, c, 3), lambda c: CSCConv2d(c, c, 3, impl='reference'),
          (8, 64, 56, 56)),
@@ -107,10 +127,11 @@ def synchronize(device: torch.device) -> None:
 
 
 def measure(case: Case, shape, device: torch.device, repeat: int):
-    """Median seconds and memory bytes of the conv, fast and reference steps, interleaved."""
+    """Median seconds and memory bytes of the conv, fast, reference (and floor) steps, interleaved."""
     channels = shape[1]
     x = torch.randn(*shape, device=device, requires_grad=True)
-    steps = [Step(factory(channels).to(device), x) for factory in (conv3x3, case.fast, case.reference)]
+    factories = [conv3x3, case.fast, case.reference] + ([case.floor] if case.floor else [])
+    steps = [Step(factory(channels).to(device), x) for factory in factories]
     for step in steps:  # warm-up: allocator, kernel compilation, autotuning caches
         step.run()
     times = [[] for _ in steps]
@@ -141,7 +162,7 @@ def main():
         raise SystemExit(f'no case named {args.ops}; known: {sorted({case.name for case in CASES})}')
     if args.shape:
         unique = {case.name: case for case in cases}  # one run per operator at the given shape
-        cases = [Case(c.name, c.fast, c.reference, tuple(args.shape)) for c in unique.values()]
+        cases = [Case(c.name, c.fast, c.reference, tuple(args.shape), c.floor) for c in unique.values()]
 
     where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
              else f'CPU, {torch.get_num_threads()} threads')
@@ -157,7 +178,7 @@ def main():
         shape = case.shape
         seconds, memory = measure(case, shape, device, args.repeat)
         shape_text = '×'.join(map(str, shape))
-        for path, sec, mem in zip(('conv3x3', 'fast', 'reference'), seconds, memory):
+        for path, sec, mem in zip(('conv3x3', 'fast', 'reference', 'floor'), seconds, memory):
             against_ref = (f' {sec / seconds[2]:>9.3f} {mem / memory[2]:>8.3f}' if path == 'fast' else '')
             print(f'{case.name:<13} {shape_text:<13} {path:<10} {sec * 1e3:>9.1f} {sec / seconds[0]:>7.2f}'
                   f' {mem / 2**20:>9.1f} {mem / memory[0]:>7.2f}{against_ref}')
