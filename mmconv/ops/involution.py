@@ -256,13 +256,15 @@ def _assign_product(dest: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> Non
 def gather_taps(out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
     """Forward: ``out[o] = Σ_taps x[tap input] · kernel[tap][o]`` (views N×gc×spatial).
 
-    ``out`` need not be initialised: the centre tap, first in the plan, writes every output.
+    ``out`` need not be initialised: the centre tap, first in the plan, writes every output. The
+    other taps go to one ``_foreach_addcmul_`` call, which runs them in order in C++ without holding
+    the GIL, so the workers of :func:`for_each_chunk` do not wait for each other's Python.
     """
     planes = _kernel_planes(kernel)
     (centre, out_index, in_index), *others = plan.taps
     _assign_product(out, x[(..., *in_index)], planes[centre][(..., *out_index)])
-    for tap, out_index, in_index in others:
-        out[(..., *out_index)].addcmul_(x[(..., *in_index)], planes[tap][(..., *out_index)])
+    torch._foreach_addcmul_([out[(..., *o)] for _, o, _ in others], [x[(..., *i)] for _, _, i in others],
+                            [planes[tap][(..., *o)] for tap, o, _ in others])
 
 
 def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
@@ -275,8 +277,9 @@ def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Ten
         (centre, out_index, in_index), *taps = taps
         _assign_product(grad_x[(..., *in_index)], grad_out[(..., *out_index)],
                         planes[centre][(..., *out_index)])
-    for tap, out_index, in_index in taps:
-        grad_x[(..., *in_index)].addcmul_(grad_out[(..., *out_index)], planes[tap][(..., *out_index)])
+    torch._foreach_addcmul_([grad_x[(..., *i)] for _, _, i in taps],
+                            [grad_out[(..., *o)] for _, o, _ in taps],
+                            [planes[tap][(..., *o)] for tap, o, _ in taps])
 
 
 def correlate_taps(grad_kernel: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor,
@@ -316,10 +319,13 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
         units, group_channels = batch * groups, channels // groups
         x_units = x.reshape(units, group_channels, *plan.in_shape)
         kernel_units = kernel.reshape(units, taps, *plan.out_shape)
-        out = x.new_empty((units, group_channels, *plan.out_shape), dtype=accumulation_dtype(out_dtype))
-        for_each_chunk(lambda chunk: gather_taps(out[chunk], x_units[chunk], kernel_units[chunk], plan),
+        # Allocated in the output shape: a Function that returns a view of an internal tensor makes
+        # in-place ops on its output (an inplace ReLU) fail in backward.
+        out = x.new_empty((batch, channels, out_h, out_w), dtype=accumulation_dtype(out_dtype))
+        out_units = out.view(units, group_channels, *plan.out_shape)
+        for_each_chunk(lambda chunk: gather_taps(out_units[chunk], x_units[chunk], kernel_units[chunk], plan),
                        chunks_of(units, 2 * x_units[0].nbytes, x.device), x.device)
-        return out.view(batch, channels, out_h, out_w).to(out_dtype)
+        return out.to(out_dtype)
 
     @staticmethod
     @once_differentiable

@@ -14,9 +14,11 @@ from .flop_handles import register_aten_flop_handle, value_shape
 __all__ = ['batched_pointwise', 'pointwise_conv']
 
 
-def batched_pointwise(weight: torch.Tensor, pixels: torch.Tensor,
-                      bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+def batched_pointwise(weight: torch.Tensor, pixels: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                      out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``weight (O×I, or O×I×1×1) @ pixels (B×I×P) + bias (O)``, as one batched matmul → B×O×P.
+
+    ``out``, when given, is a contiguous B×O×P tensor (or view) that receives the product.
 
     The weight is expanded over the batch rather than broadcast by ``matmul``, whose backward would
     form a per-image weight gradient first. The product goes to a fresh contiguous tensor: batched
@@ -24,8 +26,8 @@ def batched_pointwise(weight: torch.Tensor, pixels: torch.Tensor,
     """
     weight = weight.reshape(weight.shape[0], -1).expand(pixels.shape[0], -1, -1)
     if bias is None:
-        return torch.bmm(weight, pixels)
-    return torch.baddbmm(bias.view(1, -1, 1), weight, pixels)
+        return torch.bmm(weight, pixels, out=out)
+    return torch.baddbmm(bias.view(1, -1, 1), weight, pixels, out=out)
 
 
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor,

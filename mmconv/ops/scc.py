@@ -203,12 +203,17 @@ def _strided_pixels(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
                     groups: int) -> torch.Tensor:
-    """The 1×1 level. A batched matmul, unlike a oneDNN conv, needs no layout reorders."""
+    """The 1×1 level. A batched matmul, unlike a oneDNN conv, needs no layout reorders.
+
+    The result is a tensor of its own, not a view: SCC's output is built in it, and a Function
+    output that views an internal tensor cannot take an in-place op (an inplace ReLU) afterwards.
+    """
     if groups > 1:
         return F.conv2d(x, weight, bias, stride, 0, 1, groups)
     out_h, out_w = output_size(x.shape[2], stride), output_size(x.shape[3], stride)
-    out = batched_pointwise(weight, _strided_pixels(x, stride), bias)
-    return out.view(x.shape[0], -1, out_h, out_w)
+    out = x.new_empty((x.shape[0], weight.shape[0], out_h, out_w))
+    batched_pointwise(weight, _strided_pixels(x, stride), bias, out=out.view(*out.shape[:2], -1))
+    return out
 
 
 def _pointwise_conv_backward(

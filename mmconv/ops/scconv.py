@@ -288,7 +288,15 @@ class SRUSqueezeFunction(torch.autograd.Function):
         half = channels // 2
         x_acc, reweights, informative, mean, rstd, gamma_weights = _sru_gate(
             x, gn_weight, gn_bias, groups, eps, threshold, gate)
-        y = _sru_output(x_acc, reweights, informative, gate, consume=False)
+        below = torch.rsub(informative, 1)
+        if gate == 'soft':
+            # Y = M·X + shared, shared = both halves of U = W2·X with W2 = (1 − M)·R; U also serves ∂R.
+            rest_weights = torch.mul(reweights, below)
+            rest = torch.mul(rest_weights, x_acc)
+            shared = torch.add(rest[:, :half], rest[:, half:]).reshape(batch, 1, half, -1)
+            y = torch.addcmul(shared, _halves(informative), _halves(x_acc)).view_as(x_acc)
+        else:
+            y = _sru_output(x_acc, reweights, informative, gate, consume=False)
 
         grad_pixels = _pixels(grad_squeezed.to(squeeze1.dtype).contiguous())
         grad_squeeze1 = grad_squeeze2 = None
@@ -300,17 +308,15 @@ class SRUSqueezeFunction(torch.autograd.Function):
         grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
 
         grad_x = grad_gn_weight = grad_gn_bias = None
-        below = torch.rsub(informative, 1)
         if gate == 'soft':
-            # Each half of Y holds W2·X of the other half, so off the mask R sees dY + dY_swapped:
-            # ∂X = M·dY + (1 − M)·R·shared and ∂R = (1 − M)·X·shared, with shared = dY_top + dY_bot.
-            shared = grad_y[:, :half] + grad_y[:, half:]
-            shared = shared.reshape(batch, 1, half, -1)
-            grad_x = torch.mul(_halves(reweights), shared).view_as(x_acc)
-            grad_x.mul_(below).addcmul_(grad_y, informative)
-            grad_z = below.mul_(x_acc)
-            _halves(grad_z).mul_(shared)
-            grad_z.mul_(reweights.addcmul_(reweights, reweights, value=-1))  # σ' = R·(1 − R)
+            # Each half of Y holds U of the other half, so off the mask R sees dY + dY_swapped:
+            # ∂X = M·dY + W2·shared_grad and ∂R = (1 − M)·X·shared_grad, with shared_grad = dY_top +
+            # dY_bot; through the sigmoid, ∂z = ∂R·R·(1 − R) = U·(1 − R)·shared_grad.
+            shared_grad = (grad_y[:, :half] + grad_y[:, half:]).reshape(batch, 1, half, -1)
+            grad_x = torch.mul(_halves(rest_weights), shared_grad).view_as(x_acc)
+            grad_x.addcmul_(grad_y, informative)
+            grad_z = rest.addcmul_(rest, reweights, value=-1)  # U·(1 − R) in one pass
+            _halves(grad_z).mul_(shared_grad)
             gamma = gn_weight.to(x_acc.dtype)
             grad_x_gn, grad_scaled_gamma, grad_scaled_beta = torch.ops.aten.native_group_norm_backward(
                 grad_z, x_acc, mean, rstd, gamma * gamma_weights, batch, channels, x[0, 0].numel(),
@@ -346,12 +352,13 @@ class CRUFunction(torch.autograd.Function):
         batch, out_channels, out_h, out_w = diff.shape
         diff_pixels = diff.view(batch, out_channels, -1)
         diff_pixels.baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1), _pixels(upper, stride))
-        # Y2 = [PWC2(S_low), S_low subsampled], the buffer the output is built in.
+        # Y2 = [PWC2(S_low), S_low subsampled], the buffer the output is built in: a tensor of its
+        # own, not a view, so that the output can take an in-place op (an inplace ReLU) afterwards.
         lower_pixels = _pixels(lower, stride)
+        lower_map = lower[:, :, ::stride, ::stride]
         # A fresh tensor even when the lower part is already contiguous (batch 1): it is updated in place.
-        out = lower_pixels.clone(memory_format=torch.contiguous_format) if pwc2_weight is None else torch.cat(
-            [batched_pointwise(pwc2_weight, lower_pixels), lower_pixels], dim=1)
-        out = out.view_as(diff)
+        out = lower_map.clone(memory_format=torch.contiguous_format) if pwc2_weight is None else torch.cat(
+            [batched_pointwise(pwc2_weight, lower_pixels).view(batch, -1, out_h, out_w), lower_map], dim=1)
         diff.sub_(out)
         acc_dtype = _accumulation_dtype(diff.dtype)
         pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)

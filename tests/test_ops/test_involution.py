@@ -124,6 +124,18 @@ def test_memory_path_partial_gradients():
     torch.testing.assert_close(grad_kernel, torch.autograd.grad(ref.sum(), kernel)[0])
 
 
+def test_memory_path_output_takes_an_inplace_activation():
+    """An inplace ReLU after the op (as in RedNet's heads) must not break backward."""
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, 8, 2, (6, 7), 3, 1, 1)
+    grads = []
+    for impl, activation in (('memory', torch.relu_), ('reference', torch.relu)):
+        out = activation(involution_aggregate(x, kernel, 3, impl=impl))
+        grads.append(torch.autograd.grad(out.sum(), (x, kernel)))
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want)
+
+
 def test_tap_windows_cover_exactly_the_inside_reads():
     for in_size, kernel_size, stride, dilation in [(7, 3, 2, 1), (5, 7, 1, 2), (4, 7, 3, 1), (9, 5, 2, 2)]:
         out_size = -(-in_size // stride)
