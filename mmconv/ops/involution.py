@@ -282,6 +282,26 @@ def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Ten
                             [planes[tap][(..., *o)] for tap, o, _ in taps])
 
 
+def zero_outside_taps(grad_kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
+    """Zero, in place, the entries of an N×K²×spatial gradient that no tap of ``plan`` writes.
+
+    Those are the outputs whose read falls into the padding, a few border rows and columns per
+    tap (whole planes for taps that read only padding): far less than zero-filling the tensor.
+    """
+    planes = grad_kernel.unbind(1)
+    windows = {tap: out_index for tap, out_index, _ in plan.taps}
+    outside = []
+    for tap, plane in enumerate(planes):
+        if tap not in windows:
+            outside.append(plane)
+            continue
+        for dim, window in enumerate(windows[tap], start=1):
+            lead = (slice(None),) * dim
+            outside += [plane[(*lead, slice(0, window.start))], plane[(*lead, slice(window.stop, None))]]
+    torch._foreach_zero_(outside)
+    return grad_kernel
+
+
 def correlate_taps(grad_kernel: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor,
                    plan: TapPlan) -> None:
     """grad_kernel: ``grad_kernel[tap][o] = Σ_c grad_out[c, o] · x[c, tap input]`` for every tap.
@@ -307,12 +327,14 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
-                dilation: int) -> torch.Tensor:
+                dilation: int, overwrite_kernel: bool = False) -> torch.Tensor:
         batch, channels, height, width = x.shape
         _, groups, taps, out_h, out_w = kernel.shape
         plan = plan_taps(kernel_size, stride, dilation, (height, width), (out_h, out_w))
         if plan.wrapped_columns:
-            kernel = zero_wrapped_columns(kernel.clone(memory_format=torch.contiguous_format), plan)
+            if not (overwrite_kernel and kernel.is_contiguous()):
+                kernel = kernel.clone(memory_format=torch.contiguous_format)
+            kernel = zero_wrapped_columns(kernel, plan)
         ctx.save_for_backward(x, kernel)
         ctx.plan = plan
         out_dtype = torch.promote_types(x.dtype, kernel.dtype)
@@ -350,14 +372,14 @@ class InvolutionTapLoopFunction(torch.autograd.Function):
                 chunks, x.device)
             grad_x = grad_x.view(batch, channels, height, width).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            grad_kernel = kernel_units.new_zeros(kernel_units.shape)
+            grad_kernel = zero_outside_taps(torch.empty_like(kernel_units), plan)
             for_each_chunk(
                 lambda chunk: correlate_taps(grad_kernel[chunk], grad_units[chunk], x_units[chunk], plan),
                 chunks, x.device)
             grad_kernel = grad_kernel.view(batch, groups, taps, out_h, out_w)
             zero_wrapped_columns(grad_kernel, plan)  # the flattened slices also multiplied those reads
             grad_kernel = grad_kernel.to(kernel.dtype)
-        return grad_x, grad_kernel, None, None, None
+        return grad_x, grad_kernel, None, None, None, None
 
 
 @register_flop_handle('InvolutionTapLoopFunction')
@@ -369,7 +391,7 @@ def aggregation_flops(inputs, outputs) -> int:
 
 
 def involution_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1,
-                         dilation: int = 1, impl: str = 'auto') -> torch.Tensor:
+                         dilation: int = 1, impl: str = 'auto', overwrite_kernel: bool = False) -> torch.Tensor:
     """Weight every K×K neighbourhood of ``x`` by a per-pixel kernel shared by each channel group.
 
     Args:
@@ -381,6 +403,9 @@ def involution_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int
         dilation: spacing between taps; zero padding is dilation·(K − 1)/2.
         impl: ``'reference'`` (unfold), ``'memory'`` (tap loop), ``'triton'`` or ``'auto'``
             (triton for CUDA tensors when triton is installed, memory otherwise).
+        overwrite_kernel: let the memory path zero, in place, the kernel entries that multiply only
+            padding (they cannot change the result) instead of zeroing a copy; for callers whose
+            kernel is a temporary that nothing else reads, like :class:`Involution`.
 
     Returns:
         B×C×H'×W', in the promoted dtype of ``x`` and ``kernel``.
@@ -398,7 +423,8 @@ def involution_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int
     if impl == 'reference':
         return _aggregate_reference(x, kernel, kernel_size, stride, dilation)
     if impl == 'memory':
-        return InvolutionTapLoopFunction.apply(x, kernel, kernel_size, stride, dilation)
+        return InvolutionTapLoopFunction.apply(x, kernel, kernel_size, stride, dilation,
+                                               overwrite_kernel)
     from .involution_triton import InvolutionTritonFunction
     return InvolutionTritonFunction.apply(x, kernel, kernel_size, stride, dilation)
 
@@ -500,7 +526,7 @@ class Involution(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return involution_aggregate(x, self.generate_kernel(x), self.kernel_size, self.stride,
-                                    self.dilation, self.impl)
+                                    self.dilation, self.impl, overwrite_kernel=True)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, '

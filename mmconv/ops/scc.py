@@ -35,8 +35,8 @@ Implementations (``impl``):
 * ``'reference'``: the upstream algorithm written out level by level (one conv per level, the
   running max and the lock), kept plain for tests. Autograd saves every level's response and mask.
 * ``'fast'`` (``'auto'``): :class:`SCCFunction`. Forward runs one conv per level ≥ 1 and the 1×1
-  level as a batched matmul, then an in-place select/affine epilogue with 0/1 float masks (the CPU
-  ``torch.where`` kernel is ~10× slower than a multiply). Backward saves only ``x`` and the
+  level as a batched matmul, then an in-place select/affine epilogue that picks levels with
+  ``lerp`` by 0/1 float masks (exact at 0 and 1; the CPU ``torch.where`` kernel is ~4× slower). Backward saves only ``x`` and the
   selected level as int8: the per-level gain is folded into the (tiny) weights instead of the
   activations, level 0 is folded into the other levels (see :class:`SCCFunction`), and dα_i needs
   Σ g·r_i over the elements that chose level i, which equals ⟨W_i, ∂L/∂W_i'⟩ + b_i · Σ g
@@ -45,9 +45,12 @@ Implementations (``impl``):
 
   Cost: the levels are dense convs, Σ_i (2i+1)² taps per output: 10/9 of a 3×3 conv for K = 3 and
   35/25 of a 5×5 conv for K = 5. Computing every level for exactly K² taps needs a tap-ordered
-  kernel that snapshots its accumulator at each ring; with dense library convs the zero interior
-  of a ring is multiplied anyway, and the per-tap shift-and-matmul alternative measured slower
-  than the oneDNN convolution on CPU.
+  kernel that snapshots its accumulator at each ring. With library kernels on CPU nothing does
+  better than one dense conv per level (measured on a 2-core EPYC, B=8, C=64, 56²): the per-tap
+  shift-and-matmul loop takes 1.6-2.2× the time of one oneDNN 5×5 conv, im2col plus ring-ordered
+  matmuls 1.9×, and rings built from strip convs ((2, 2i+1) and (2i−1, 2) kernels with dilation
+  2i) 1.1× more than the dense level they replace. ``tools/analysis_tools/benchmark_ops.py``
+  prints that floor (the dense level convs alone) beside the fast path.
 
 Parameters keep the upstream names and shapes (``weight`` (C_out, C_in/groups, K, K), ``bias``
 (L, C_out), ``alpha`` and ``beta`` (L, C_out, 1, 1)) so SCCNet checkpoints load unchanged, and the

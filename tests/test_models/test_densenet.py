@@ -186,3 +186,17 @@ def test_bad_arguments(kwargs, match):
     kwargs.setdefault('arch', TINY)
     with pytest.raises(ValueError, match=match):
         OperatorDenseNet(**kwargs)
+
+
+def test_pretrained_checkpoint_is_loaded_strictly(tmp_path):
+    """A matching checkpoint loads exactly; a plain-conv one into SCConv-DenseNet names its keys."""
+    from mmconv.utils.pretrained import CheckpointMismatchError
+    source = OperatorDenseNet(arch=TINY)
+    torch.save(dict(state_dict=source.state_dict()), tmp_path / 'plain.pth')
+    init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'plain.pth'))
+    same = OperatorDenseNet(arch=TINY, init_cfg=init_cfg)
+    same.init_weights()
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in same.state_dict().items())
+    other = OperatorDenseNet(arch=TINY, op_cfg=SCCONV, init_cfg=init_cfg)
+    with pytest.raises(CheckpointMismatchError, match=r'does not match OperatorDenseNet.*layer1\.0\.0'):
+        other.init_weights()

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from mmconv.ops import Involution, involution_aggregate
-from mmconv.ops.involution import tap_windows
+from mmconv.ops.involution import (correlate_taps, plan_taps, tap_windows, zero_outside_taps,
+                                   zero_wrapped_columns)
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
 
@@ -134,6 +135,39 @@ def test_memory_path_output_takes_an_inplace_activation():
         grads.append(torch.autograd.grad(out.sum(), (x, kernel)))
     for got, want in zip(*grads):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize('size, kernel_size, stride, dilation', [
+    ((7, 6), 5, 1, 1), ((7, 6), 3, 2, 1), ((5, 9), 7, 1, 2), ((4, 4), 7, 3, 1)])
+def test_kernel_gradient_needs_no_zero_fill(size, kernel_size, stride, dilation):
+    """zero_outside_taps clears every entry the taps leave unwritten, even in NaN-filled memory."""
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, 4, 2, size, kernel_size, stride, dilation)
+    ref = involution_aggregate(x, kernel, kernel_size, stride, dilation, 'reference')
+    grad = torch.randn_like(ref)
+    (want,) = torch.autograd.grad(ref, kernel, grad)
+    plan = plan_taps(kernel_size, stride, dilation, size, tuple(ref.shape[2:]))
+    units = 2 * 2
+    got = zero_outside_taps(torch.full((units, kernel_size ** 2, *plan.out_shape), float('nan'),
+                                       dtype=torch.float64), plan)
+    correlate_taps(got, grad.reshape(units, 2, *plan.out_shape), x.detach().reshape(units, 2, *plan.in_shape),
+                   plan)
+    got = zero_wrapped_columns(got.view_as(kernel), plan)
+    torch.testing.assert_close(got, want)
+
+
+def test_kernel_is_overwritten_only_when_allowed():
+    """By default the caller's kernel stays untouched; overwrite_kernel zeroes only padding reads."""
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 4, 1, (5, 6), 3, 1, 1)
+    kernel = kernel.detach()
+    before = kernel.clone()
+    ref = involution_aggregate(x, kernel, 3, impl='reference')
+    torch.testing.assert_close(involution_aggregate(x, kernel, 3, impl='memory'), ref)
+    assert torch.equal(kernel, before)
+    torch.testing.assert_close(involution_aggregate(x, kernel, 3, impl='memory', overwrite_kernel=True), ref)
+    changed = kernel != before
+    assert changed.any() and torch.equal(kernel[changed], torch.zeros_like(kernel[changed]))
 
 
 def test_tap_windows_cover_exactly_the_inside_reads():

@@ -74,6 +74,9 @@ CASES: List[Case] = [
          (8, 64, 56, 56)),
     Case('scconv', lambda c: SCConv(c, c), lambda c: SCConv(c, c, impl='reference'),
          (8, 64, 56, 56)),
+    # The unofficial code's semantics (hard gate: no gradient reaches GroupNorm; joint softmax).
+    Case('scconv_hard_joint', lambda c: SCConv(c, c, gate='hard', fuse='joint'),
+         lambda c: SCConv(c, c, gate='hard', fuse='joint', impl='reference'), (8, 64, 56, 56)),
     Case('scc3', lambda c: SCC(c, c, 3), lambda c: SCC(c, c, 3, impl='reference'),
          (8, 64, 56, 56), lambda c: NestedLevelConvs(c, 3)),
     Case('scc5', lambda c: SCC(c, c, 5), lambda c: SCC(c, c, 5, impl='reference'),
@@ -170,7 +173,7 @@ def main():
                    else 'bytes saved for backward (MiB)')
     print(f'# {where}, torch {torch.__version__}, fp32, forward+backward, median of {args.repeat}')
     print(f'# memory = {memory_kind}; ratios are to the bias-free 3×3 conv of the same width')
-    header = (f'{"op":<13} {"shape":<13} {"path":<10} {"ms":>9} {"×conv":>7} {"memory":>9} {"×conv":>7}'
+    header = (f'{"op":<17} {"shape":<13} {"path":<10} {"ms":>9} {"×conv":>7} {"memory":>9} {"×conv":>7}'
               f' {"×ref time":>9} {"×ref mem":>8}')
     print(header)
     print('-' * len(header))
@@ -180,7 +183,7 @@ def main():
         shape_text = '×'.join(map(str, shape))
         for path, sec, mem in zip(('conv3x3', 'fast', 'reference', 'floor'), seconds, memory):
             against_ref = (f' {sec / seconds[2]:>9.3f} {mem / memory[2]:>8.3f}' if path == 'fast' else '')
-            print(f'{case.name:<13} {shape_text:<13} {path:<10} {sec * 1e3:>9.1f} {sec / seconds[0]:>7.2f}'
+            print(f'{case.name:<17} {shape_text:<13} {path:<10} {sec * 1e3:>9.1f} {sec / seconds[0]:>7.2f}'
                   f' {mem / 2**20:>9.1f} {mem / memory[0]:>7.2f}{against_ref}')
 
 

@@ -25,7 +25,6 @@ from mmengine.model import BaseModule, Sequential
 from mmengine.registry import MODELS
 from torch import nn
 
-from mmconv.utils.pretrained import load_pretrained, pretrained_init_cfg
 
 from .staged_backbone import StagedBackbone
 
@@ -462,16 +461,6 @@ class OperatorResNet(StagedBackbone):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
-
-    def init_weights(self) -> None:
-        """Apply ``init_cfg``; a ``Pretrained`` entry is loaded strictly (every key and shape must
-        match, else :class:`~mmconv.utils.pretrained.CheckpointMismatchError` lists them)."""
-        pretrained = pretrained_init_cfg(self.init_cfg)
-        if pretrained is None:
-            super().init_weights()
-            return
-        load_pretrained(self, **{k: v for k, v in pretrained.items() if k != 'type'})
-        self._is_init = True
 
     def frozen_modules(self) -> List[nn.Module]:
         frozen = list(self.stem_modules()) if self.frozen_stages >= 0 else []

@@ -1,9 +1,11 @@
-"""What the mmconv backbones share: freezing the first stages and keeping BN in eval mode."""
+"""What the mmconv backbones share: strict pretrained loading, frozen first stages, BN in eval mode."""
 from typing import List
 
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmconv.utils.pretrained import load_pretrained, pretrained_init_cfg
 
 
 class StagedBackbone(BaseModule):
@@ -12,6 +14,16 @@ class StagedBackbone(BaseModule):
     Subclasses set ``self.frozen_stages`` and ``self.norm_eval`` and list, in
     :meth:`frozen_modules`, the modules that ``frozen_stages`` covers.
     """
+
+    def init_weights(self) -> None:
+        """Apply ``init_cfg``; a ``Pretrained`` entry is loaded strictly (every key and shape must
+        match, else :class:`~mmconv.utils.pretrained.CheckpointMismatchError` lists them)."""
+        pretrained = pretrained_init_cfg(self.init_cfg)
+        if pretrained is None:
+            super().init_weights()
+            return
+        load_pretrained(self, **{k: v for k, v in pretrained.items() if k != 'type'})
+        self._is_init = True
 
     def frozen_modules(self) -> List[nn.Module]:
         raise NotImplementedError
