@@ -171,8 +171,8 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 
 # Chunk of the CPU tap loop: the input and output slices that a chunk walks K² times should stay in
 # the caches close to its core. Measured on a 2-core EPYC (1 MiB L2 per core, 8 MiB shared L3), B=8,
-# C=64, 56², K=7: 2 MiB per chunk beats 4 MiB by 1.3× and 1 MiB by 1.6× (smaller chunks pay the
-# per-op Python overhead, which two workers also serialise on the GIL).
+# C=64, 56², K=7: 2-3 MiB per chunk did best; 4 MiB was up to 1.15× slower, 1 MiB 1.4× (smaller
+# chunks pay more per-op Python overhead, which two workers serialise on the GIL).
 CPU_CHUNK_BYTES = 2 * 2**20
 _WORKERS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 
@@ -263,8 +263,10 @@ def gather_taps(out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, plan: 
     planes = _kernel_planes(kernel)
     (centre, out_index, in_index), *others = plan.taps
     _assign_product(out, x[(..., *in_index)], planes[centre][(..., *out_index)])
-    torch._foreach_addcmul_([out[(..., *o)] for _, o, _ in others], [x[(..., *i)] for _, _, i in others],
-                            [planes[tap][(..., *o)] for tap, o, _ in others])
+    if others:  # on an image smaller than the kernel, the centre may be the only tap inside
+        torch._foreach_addcmul_([out[(..., *o)] for _, o, _ in others],
+                                [x[(..., *i)] for _, _, i in others],
+                                [planes[tap][(..., *o)] for tap, o, _ in others])
 
 
 def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Tensor, plan: TapPlan) -> None:
@@ -277,9 +279,10 @@ def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Ten
         (centre, out_index, in_index), *taps = taps
         _assign_product(grad_x[(..., *in_index)], grad_out[(..., *out_index)],
                         planes[centre][(..., *out_index)])
-    torch._foreach_addcmul_([grad_x[(..., *i)] for _, _, i in taps],
-                            [grad_out[(..., *o)] for _, o, _ in taps],
-                            [planes[tap][(..., *o)] for tap, o, _ in taps])
+    if taps:
+        torch._foreach_addcmul_([grad_x[(..., *i)] for _, _, i in taps],
+                                [grad_out[(..., *o)] for _, o, _ in taps],
+                                [planes[tap][(..., *o)] for tap, o, _ in taps])
 
 
 def zero_outside_taps(grad_kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
@@ -298,7 +301,8 @@ def zero_outside_taps(grad_kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
         for dim, window in enumerate(windows[tap], start=1):
             lead = (slice(None),) * dim
             outside += [plane[(*lead, slice(0, window.start))], plane[(*lead, slice(window.stop, None))]]
-    torch._foreach_zero_(outside)
+    if outside:
+        torch._foreach_zero_(outside)
     return grad_kernel
 
 
@@ -447,7 +451,8 @@ class ConvNormAct(nn.Sequential):
             self.activate = act_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The conv runs as a batched matmul on its own weight (see mmconv.ops.pointwise).
+        # The conv runs as a batched matmul on its own weight (see mmconv.ops.pointwise), so hooks
+        # registered on ``self.conv`` itself do not fire; hooks on this module do.
         x = pointwise_conv(x, self.conv.weight, self.conv.bias)
         for module in list(self.children())[1:]:
             x = module(x)

@@ -43,6 +43,8 @@ GEOMETRIES = [  # (size, kernel_size, stride, dilation)
     ((5, 6), 5, 1, 2),   # dilation
     ((7, 7), 3, 3, 2),   # stride 3 with dilation
     ((3, 4), 7, 2, 1),   # kernel larger than the image
+    ((1, 1), 7, 1, 1),   # only the centre tap reads inside (the last stage of a small input)
+    ((1, 2), 3, 1, 3),   # dilation past the image: only the centre column
 ]
 
 
