@@ -33,13 +33,83 @@ information to promote the generation of dynamic kernels"): the kernel is genera
 """
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
+from .flop_handles import register_flop_handle, value_shape
 from .involution import Involution, check_positive, check_positive_odd
 
-__all__ = ['CVolution']
+__all__ = ['CVolution', 'ChannelBranchMean']
 
 GATES = ('linear', 'sigmoid')
 KERNEL_SOURCES = ('x', 'gated')
+
+
+def window_indicator(size: int, kernel_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """size×K 0/1 matrix: entry (i, u) is 1 when a same-padded K-tap conv reads input i for tap u.
+
+    Output position o reads input o + u − K//2; over all outputs that covers the inputs
+    ``u − K//2 ≤ i < size + u − K//2`` (the rest are zero padding).
+    """
+    inputs = torch.arange(size, device=device).unsqueeze(1)
+    shifts = torch.arange(kernel_size, device=device).unsqueeze(0) - kernel_size // 2
+    return ((inputs >= shifts) & (inputs < size + shifts)).to(dtype)
+
+
+class ChannelBranchMean(torch.autograd.Function):
+    """``GAP(conv2d(x, weight, padding=K//2, groups))`` without running the conv over the image.
+
+    Both steps are linear, so the spatial mean of the conv equals the same grouped conv applied to
+    one K×K map per channel: ``rect[u, v] = Σ x`` over the inputs that tap (u, v) reads, which is
+    ``Rᵀ · x · C`` with the 0/1 window matrices R (H×K) and C (W×K) of :func:`window_indicator`.
+    That is one pass over ``x`` forward and one over its gradient backward, instead of a grouped
+    conv (slow on CPU at 4 channels per group) and its backward. Saves only the B×C×K×K sums.
+    Sums and the small conv run in fp32 (or fp64); the results agree with conv-then-pool to rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
+        height, width = x.shape[2:]
+        kernel_size = weight.shape[-1]
+        acc_dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), torch.float32)
+        rows = window_indicator(height, kernel_size, x.dtype, x.device)
+        cols = window_indicator(width, kernel_size, x.dtype, x.device)
+        column_sums = torch.matmul(x, cols).to(acc_dtype)  # B×C×H×K
+        rect = torch.matmul(rows.t().to(acc_dtype), column_sums).div_(height * width)
+        ctx.groups = groups
+        ctx.save_for_backward(rect, weight)
+        ctx.input_shape, ctx.input_dtype = x.shape, x.dtype
+        return torch.conv2d(rect, weight.to(acc_dtype), None, 1, 0, 1, groups).to(
+            torch.promote_types(x.dtype, weight.dtype))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        rect, weight = ctx.saved_tensors
+        height, width = ctx.input_shape[2:]
+        kernel_size = weight.shape[-1]
+        grad_rect, grad_weight, _ = torch.ops.aten.convolution_backward(
+            grad_out.to(rect.dtype), rect, weight.to(rect.dtype), None, [1, 1], [0, 0], [1, 1], False,
+            [0, 0], ctx.groups, [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            rows = window_indicator(height, kernel_size, rect.dtype, rect.device)
+            cols = window_indicator(width, kernel_size, ctx.input_dtype, rect.device)
+            # ∂x[i, j] = Σ_{u,v} R[i, u] · ∂rect[u, v] · C[j, v] / (H·W): one pass over the B×C×H×W output.
+            row_grads = torch.matmul(rows, grad_rect.div_(height * width)).to(ctx.input_dtype)
+            grad_x = torch.matmul(row_grads, cols.t())
+        if grad_weight is not None:
+            grad_weight = grad_weight.to(weight.dtype)
+        return grad_x, grad_weight, None
+
+
+@register_flop_handle('ChannelBranchMean')
+def channel_branch_flops(inputs, outputs) -> int:
+    """Counted as the grouped conv and the pool it equals (the published CedNet budgets do):
+    B·H·W·C_out·(C_in/groups)·K² + B·C_in·H·W."""
+    batch, channels, height, width = value_shape(inputs[0])
+    out_channels, in_per_group, kernel_size, _ = value_shape(inputs[1])
+    pixels = batch * height * width
+    return pixels * out_channels * in_per_group * kernel_size ** 2 + pixels * channels
 
 
 class CVolution(Involution):
@@ -85,8 +155,16 @@ class CVolution(Involution):
         self.pool_q = nn.AdaptiveAvgPool2d(1)
 
     def channel_scale(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-channel scale ``a`` (B×C×1×1) from the channel branch."""
-        scale = self.pool_q(self.conv_q(x))
+        """Per-channel scale ``a`` (B×C×1×1) from the channel branch.
+
+        The reference path runs ``conv_q`` then ``pool_q``; the others compute the same mean with
+        :class:`ChannelBranchMean`, without the conv over the image.
+        """
+        if self.impl == 'reference':
+            scale = self.pool_q(self.conv_q(x))
+        else:
+            with torch.autocast(x.device.type, enabled=False):  # sums in fp32 whatever the autocast
+                scale = ChannelBranchMean.apply(x, self.conv_q.weight, self.conv_q.groups)
         return scale.sigmoid() if self.gate == 'sigmoid' else scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from mmconv.ops import CVolution, Involution, involution_aggregate
+from mmconv.ops.cvolution import ChannelBranchMean
 
 
 def released_formula(op, x):
@@ -143,3 +144,19 @@ def test_bf16_autocast_cpu():
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         CVolution(**kwargs)
+
+
+@pytest.mark.parametrize('size, cq_kernel, groups', [((7, 6), 3, 4), ((2, 1), 3, 2), ((5, 9), 5, 1),
+                                                    ((1, 1), 7, 8)])
+def test_channel_branch_mean_equals_conv_then_pool(size, cq_kernel, groups):
+    """The window-sum form of GAP(conv_q(x)) agrees with the conv, in value and in gradients."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, *size, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(8, 8 // groups, cq_kernel, cq_kernel, dtype=torch.float64, requires_grad=True)
+    want = F.adaptive_avg_pool2d(F.conv2d(x, weight, padding=cq_kernel // 2, groups=groups), 1)
+    got = ChannelBranchMean.apply(x, weight, groups)
+    torch.testing.assert_close(got, want)
+    grad = torch.randn_like(want)
+    for g, w in zip(torch.autograd.grad(got, (x, weight), grad), torch.autograd.grad(want, (x, weight), grad)):
+        torch.testing.assert_close(g, w)
+    assert torch.autograd.gradcheck(lambda a, b: ChannelBranchMean.apply(a, b, groups), (x, weight))
