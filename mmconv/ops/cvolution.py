@@ -17,7 +17,9 @@ no licence), computes
 
 Because the kernel is generated from the unscaled ``x`` and ``a`` is constant over space, this equals
 ``a ⊙ InvolutionAggregate(x, kernel(x))``, which is what the default path computes: a post-multiply
-after the fused (memory-light or Triton) aggregation, with no extra B×C×H×W input temporary. A
+after the fused (memory-light or Triton) aggregation, with no extra B×C×H×W input temporary. The
+default path also gets ``a`` without running ``conv_q`` over the image (:class:`ChannelBranchMean`:
+the mean of a conv is the conv of per-tap window sums); the reference path runs conv then pool. A
 CedNet-50 rebuilt with this design has 16.25 M parameters and about 2.85 GMACs, consistent with
 the claimed 16.3 M / 2.9 G.
 
