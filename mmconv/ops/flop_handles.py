@@ -3,8 +3,8 @@
 mmengine's ``FlopAnalyzer`` counts convolutions and matmuls it finds in a traced graph, but a
 custom ``torch.autograd.Function`` appears there as one opaque ``prim::PythonOp.<ClassName>`` node
 and counts zero, and so does ``aten::baddbmm``. Each operator registers a handle for its Functions
-here; this module depends on
-torch only, and :mod:`mmconv.analysis` installs the handles into mmengine.
+here; this module depends on torch only, and :mod:`mmconv.analysis` installs the handles into
+mmengine.
 
 A handle has mmengine's signature ``handle(inputs, outputs) -> int``: the traced graph values of the
 node's tensor inputs and outputs, returning multiply-accumulates (1 MAC = 1 FLOP, as in the papers).

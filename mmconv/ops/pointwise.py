@@ -18,11 +18,10 @@ def batched_pointwise(weight: torch.Tensor, pixels: torch.Tensor, bias: Optional
                       out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``weight (O×I, or O×I×1×1) @ pixels (B×I×P) + bias (O)``, as one batched matmul → B×O×P.
 
-    ``out``, when given, is a contiguous B×O×P tensor (or view) that receives the product.
-
     The weight is expanded over the batch rather than broadcast by ``matmul``, whose backward would
-    form a per-image weight gradient first. The product goes to a fresh contiguous tensor: batched
-    matmuls accumulating in place into a channel slice run as one small matmul per image on CPU.
+    form a per-image weight gradient first. The product goes to a fresh contiguous tensor, or to
+    ``out`` (a contiguous B×O×P tensor or view), never into a channel slice: batched matmuls
+    accumulating in place into a channel slice run as one small matmul per image on CPU.
     """
     weight = weight.reshape(weight.shape[0], -1).expand(pixels.shape[0], -1, -1)
     if bias is None:

@@ -36,9 +36,10 @@ Implementations (``impl``):
   running max and the lock), kept plain for tests. Autograd saves every level's response and mask.
 * ``'fast'`` (``'auto'``): :class:`SCCFunction`. Forward runs one conv per level ≥ 1 and the 1×1
   level as a batched matmul, then an in-place select/affine epilogue that picks levels with
-  ``lerp`` by 0/1 float masks (exact at 0 and 1; the CPU ``torch.where`` kernel is ~4× slower). Backward saves only ``x`` and the
-  selected level as int8: the per-level gain is folded into the (tiny) weights instead of the
-  activations, level 0 is folded into the other levels (see :class:`SCCFunction`), and dα_i needs
+  ``lerp`` by 0/1 float masks (exact at 0 and 1; the CPU ``torch.where`` kernel is ~4× slower).
+  Backward saves only ``x`` and the selected level as int8: the per-level gain is folded into the
+  (tiny) weights instead of the activations, level 0 is folded into the other levels (see
+  :class:`SCCFunction`), and dα_i needs
   Σ g·r_i over the elements that chose level i, which equals ⟨W_i, ∂L/∂W_i'⟩ + b_i · Σ g
   (∂L/∂W_i' = the weight gradient of level i without its gain), so no response is stored or
   recomputed.
