@@ -39,10 +39,9 @@ Implementations (``impl``):
   ``lerp`` by 0/1 float masks (exact at 0 and 1; the CPU ``torch.where`` kernel is ~4× slower).
   Backward saves only ``x`` and the selected level as int8: the per-level gain is folded into the
   (tiny) weights instead of the activations, level 0 is folded into the other levels (see
-  :class:`SCCFunction`), and dα_i needs
-  Σ g·r_i over the elements that chose level i, which equals ⟨W_i, ∂L/∂W_i'⟩ + b_i · Σ g
-  (∂L/∂W_i' = the weight gradient of level i without its gain), so no response is stored or
-  recomputed.
+  :class:`SCCFunction`), and dα_i needs Σ g·r_i over the elements that chose level i, which
+  equals ⟨W_i, ∂L/∂W_i'⟩ + b_i · Σ g (∂L/∂W_i' = the weight gradient of level i without its
+  gain), so no response is stored or recomputed.
 
   Cost: the levels are dense convs, Σ_i (2i+1)² taps per output: 10/9 of a 3×3 conv for K = 3 and
   35/25 of a 5×5 conv for K = 5. Computing every level for exactly K² taps needs a tap-ordered
