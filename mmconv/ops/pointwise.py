@@ -11,7 +11,8 @@ import torch
 
 from .flop_handles import register_aten_flop_handle, value_shape
 
-__all__ = ['batched_pointwise', 'pointwise_conv']
+__all__ = ['add_pointwise_input_grad', 'batched_pointwise', 'pointwise_conv', 'pointwise_weight_grad',
+           'strided_pixels']
 
 
 def batched_pointwise(weight: torch.Tensor, pixels: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -34,6 +35,29 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor,
     """Ungrouped, unstrided 1×1 conv of ``x`` (B×I×H×W) with ``weight`` (O×I×1×1) → B×O×H×W."""
     out = batched_pointwise(weight, x.flatten(2), bias)
     return out.view(x.shape[0], -1, *x.shape[2:])
+
+
+def strided_pixels(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """B×C×P view (stride 1) or copy of the pixels a stride-``stride`` 1×1 conv reads."""
+    if stride > 1:
+        x = x[:, :, ::stride, ::stride]
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def pointwise_weight_grad(grad_pixels: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Σ_b grad (O×P) @ pixelsᵀ (P×I), the weight gradient of a 1×1 conv, as O×I×1×1."""
+    return torch.bmm(grad_pixels, pixels.transpose(1, 2)).sum(0)[..., None, None]
+
+
+def add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor,
+                             grad_pixels: torch.Tensor, stride: int) -> None:
+    """Add the input gradient of a stride-``stride`` 1×1 conv into contiguous ``grad_input``."""
+    if stride == 1:
+        grad_input.view(grad_input.shape[0], grad_input.shape[1], -1).baddbmm_(
+            weight.flatten(1).t().expand(grad_pixels.shape[0], -1, -1), grad_pixels)
+        return
+    sub = grad_input[:, :, ::stride, ::stride]
+    sub += batched_pointwise(weight.flatten(1).t(), grad_pixels).view(sub.shape)
 
 
 @register_aten_flop_handle('baddbmm')

@@ -68,7 +68,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .flop_handles import register_flop_handle, value_shape
-from .pointwise import batched_pointwise
+from .pointwise import (add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad,
+                        strided_pixels)
 
 __all__ = ['SCC', 'SCCFunction', 'scc_reference', 'draw_forced_levels']
 
@@ -197,13 +198,6 @@ def _affine_(response: torch.Tensor, gain: torch.Tensor, offset: torch.Tensor) -
     return torch.addcmul(offset, response, gain)
 
 
-def _strided_pixels(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """B×C×(H'·W') view (stride 1) or copy of the pixels a stride-``stride`` 1×1 conv reads."""
-    if stride > 1:
-        x = x[:, :, ::stride, ::stride]
-    return x.reshape(x.shape[0], x.shape[1], -1)
-
-
 def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
                     groups: int) -> torch.Tensor:
     """The 1×1 level. A batched matmul, unlike a oneDNN conv, needs no layout reorders.
@@ -215,7 +209,7 @@ def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s
         return F.conv2d(x, weight, bias, stride, 0, 1, groups)
     out_h, out_w = output_size(x.shape[2], stride), output_size(x.shape[3], stride)
     out = x.new_empty((x.shape[0], weight.shape[0], out_h, out_w))
-    batched_pointwise(weight, _strided_pixels(x, stride), bias, out=out.view(*out.shape[:2], -1))
+    batched_pointwise(weight, strided_pixels(x, stride), bias, out=out.view(*out.shape[:2], -1))
     return out
 
 
@@ -229,18 +223,11 @@ def _pointwise_conv_backward(
             grad, x, weight, None, [stride, stride], [0, 0], [1, 1], False, [0, 0], groups,
             [grad_x is not None, want_weight_grad, False])
         return (grad_x.add_(grad_input) if grad_x is not None else None), grad_weight
-    batch, channels = grad.shape[:2]
-    grad_pixels = grad.view(batch, channels, -1)
-    weight_t = weight.flatten(1).t().expand(batch, -1, -1)
-    if stride == 1:
-        grad_x.view(batch, x.shape[1], -1).baddbmm_(weight_t, grad_pixels)
-    else:
-        grad_x[:, :, ::stride, ::stride] += torch.bmm(weight_t, grad_pixels).view(
-            batch, x.shape[1], grad.shape[2], grad.shape[3])
+    grad_pixels = grad.view(*grad.shape[:2], -1)
+    add_pointwise_input_grad(grad_x, weight, grad_pixels, stride)
     grad_weight = None
     if want_weight_grad:
-        pixels = _strided_pixels(x, stride)
-        grad_weight = torch.bmm(grad_pixels, pixels.transpose(1, 2)).sum(0).view_as(weight)
+        grad_weight = pointwise_weight_grad(grad_pixels, strided_pixels(x, stride)).view_as(weight)
     return grad_x, grad_weight
 
 

@@ -67,7 +67,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .flop_handles import register_flop_handle, value_shape
-from .pointwise import batched_pointwise
+from .pointwise import (add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad,
+                        strided_pixels)
 
 __all__ = ['SCConv', 'SRU', 'CRU', 'SRUSqueezeFunction', 'CRUFunction']
 
@@ -190,20 +191,8 @@ def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
     """Weight gradients of :func:`_split_matmul`, each shaped like its weight."""
     grad_blocks = torch.split(grad_pixels, [weight.shape[0] for weight in weights], dim=1)
     blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
-    return [_weight_grad(grad, block).view_as(weight)
+    return [pointwise_weight_grad(grad, block).view_as(weight)
             for weight, grad, block in zip(weights, grad_blocks, blocks)]
-
-
-def _pixels(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """B×C×P view (stride 1) or copy of the pixels a stride-``stride`` 1×1 conv reads."""
-    if stride > 1:
-        x = x[:, :, ::stride, ::stride]
-    return x.reshape(x.shape[0], x.shape[1], -1)
-
-
-def _weight_grad(grad_pixels: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """Σ_b grad (O×P) @ pixelsᵀ (P×I), the weight gradient of a 1×1 conv, as O×I×1×1."""
-    return torch.bmm(grad_pixels, pixels.transpose(1, 2)).sum(0)[..., None, None]
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -257,7 +246,7 @@ def _sru_output(x: torch.Tensor, reweights: torch.Tensor, informative: torch.Ten
 def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor) -> torch.Tensor:
     """The two 1×1 squeeze convs on the up/low channel split of Y, into one B×(us+ls)×H×W map."""
     batch, _, height, width = y.shape
-    return _split_matmul([squeeze1, squeeze2], _pixels(y.to(squeeze1.dtype))).view(
+    return _split_matmul([squeeze1, squeeze2], strided_pixels(y.to(squeeze1.dtype))).view(
         batch, -1, height, width)
 
 
@@ -298,11 +287,11 @@ class SRUSqueezeFunction(torch.autograd.Function):
         else:
             y = _sru_output(x_acc, reweights, informative, gate, consume=False)
 
-        grad_pixels = _pixels(grad_squeezed.to(squeeze1.dtype).contiguous())
+        grad_pixels = strided_pixels(grad_squeezed.to(squeeze1.dtype).contiguous())
         grad_squeeze1 = grad_squeeze2 = None
         if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
             grad_squeeze1, grad_squeeze2 = _split_weight_grads(
-                grad_pixels, _pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])
+                grad_pixels, strided_pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])
         del y
         transposed = [weight.flatten(1).t() for weight in (squeeze1, squeeze2)]
         grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
@@ -351,10 +340,10 @@ class CRUFunction(torch.autograd.Function):
                         gwc_groups)
         batch, out_channels, out_h, out_w = diff.shape
         diff_pixels = diff.view(batch, out_channels, -1)
-        diff_pixels.baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1), _pixels(upper, stride))
+        diff_pixels.baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1), strided_pixels(upper, stride))
         # Y2 = [PWC2(S_low), S_low subsampled], the buffer the output is built in: a tensor of its
         # own, not a view, so that the output can take an in-place op (an inplace ReLU) afterwards.
-        lower_pixels = _pixels(lower, stride)
+        lower_pixels = strided_pixels(lower, stride)
         lower_map = lower[:, :, ::stride, ::stride]
         # A fresh tensor even when the lower part is already contiguous (batch 1): it is updated in place.
         out = lower_map.clone(memory_format=torch.contiguous_format) if pwc2_weight is None else torch.cat(
@@ -428,20 +417,20 @@ class CRUFunction(torch.autograd.Function):
         grad_diff_pixels = grad_diff.view(batch, out_channels, -1)
         grad_pwc1 = None
         if ctx.needs_input_grad[3]:
-            grad_pwc1 = _weight_grad(grad_diff_pixels, _pixels(upper, stride))
+            grad_pwc1 = pointwise_weight_grad(grad_diff_pixels, strided_pixels(upper, stride))
         if needs_squeezed:
-            _add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
+            add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
         del grad_diff, grad_diff_pixels
         # Y2 = [PWC2(S_low), S_low[::s, ::s]].
         generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
         grad_y2_pixels = grad_y2.view(batch, out_channels, -1)
         grad_pwc2 = grad_squeezed = None
         if generated and ctx.needs_input_grad[4]:
-            grad_pwc2 = _weight_grad(grad_y2_pixels[:, :generated], _pixels(lower, stride))
+            grad_pwc2 = pointwise_weight_grad(grad_y2_pixels[:, :generated], strided_pixels(lower, stride))
         if needs_squeezed:
             grad_lower = torch.zeros_like(lower)
             if generated:
-                _add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated],
+                add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated],
                                           stride)
             grad_lower[:, :, ::stride, ::stride] += grad_y2[:, generated:]
             grad_squeezed = torch.cat([grad_upper, grad_lower], dim=1)
@@ -451,17 +440,6 @@ class CRUFunction(torch.autograd.Function):
                 grad_pwc1.to(pwc1_weight.dtype) if grad_pwc1 is not None else None,
                 grad_pwc2.to(pwc2_weight.dtype) if grad_pwc2 is not None else None,
                 None, None, None, None)
-
-
-def _add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor,
-                              grad_pixels: torch.Tensor, stride: int) -> None:
-    """Add the input gradient of a stride-``stride`` 1×1 conv into contiguous ``grad_input``."""
-    if stride == 1:
-        grad_input.view(grad_input.shape[0], grad_input.shape[1], -1).baddbmm_(
-            weight.flatten(1).t().expand(grad_pixels.shape[0], -1, -1), grad_pixels)
-        return
-    sub = grad_input[:, :, ::stride, ::stride]
-    sub += batched_pointwise(weight.flatten(1).t(), grad_pixels).view(sub.shape)
 
 
 @register_flop_handle('SRUSqueezeFunction')

@@ -25,7 +25,6 @@ from mmengine.model import BaseModule, Sequential
 from mmengine.registry import MODELS
 from torch import nn
 
-
 from .staged_backbone import StagedBackbone
 
 __all__ = ['BasicBlock', 'Bottleneck', 'OperatorResLayer', 'OperatorResNet']
