@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .cache_chunks import chunks_of
 from .flop_handles import register_flop_handle, value_shape
 from .pointwise import pointwise_conv
 
@@ -169,28 +170,7 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-# Chunk of the CPU tap loop: the input and output slices that a chunk walks K² times should stay in
-# the caches close to its core. Measured on a 2-core EPYC (1 MiB L2 per core, 8 MiB shared L3), B=8,
-# C=64, 56², K=7: 2-3 MiB per chunk did best; 4 MiB was up to 1.15× slower, 1 MiB 1.4× (smaller
-# chunks pay more per-op Python overhead, which two workers serialise on the GIL).
-CPU_CHUNK_BYTES = 2 * 2**20
 _WORKERS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def chunks_of(units: int, bytes_per_unit: int, device: torch.device) -> List[slice]:
-    """Slices of the (batch·group) units for the tap loop, all units at once off the CPU.
-
-    On CPU a chunk holds at most ``CPU_CHUNK_BYTES``, and the chunk count is a multiple of the
-    intra-op threads (when there are enough units), with sizes differing by at most one, so every
-    worker of :func:`for_each_chunk` gets the same share.
-    """
-    if device.type != 'cpu':
-        return [slice(0, units)]
-    threads = min(torch.get_num_threads(), units)
-    largest = max(1, CPU_CHUNK_BYTES // max(1, bytes_per_unit))
-    count = threads * -(-units // (threads * largest))
-    bounds = [units * i // count for i in range(count + 1)]
-    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 def _pin_to_one_intra_op_thread() -> None:

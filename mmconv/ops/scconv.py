@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .cache_chunks import chunks_of
 from .flop_handles import register_flop_handle, value_shape
 from .pointwise import (add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad,
                         strided_pixels)
@@ -171,8 +172,12 @@ def cru_widths(in_channels: int, alpha: float, squeeze_ratio: int) -> Tuple[int,
     return up, low, up // squeeze_ratio, low // squeeze_ratio
 
 
-def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor) -> torch.Tensor:
-    """Block-diagonal 1×1 conv: weight k maps the k-th channel block of ``pixels`` (B×ΣI×P)."""
+def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor,
+                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Block-diagonal 1×1 conv: weight k maps the k-th channel block of ``pixels`` (B×ΣI×P).
+
+    The result goes to a fresh tensor, or to ``out`` (contiguous, B×ΣO×P).
+    """
     batch = pixels.shape[0]
     shapes = {tuple(weight.shape) for weight in weights}
     if len(shapes) == 1:  # equal blocks (α = 1/2): one matmul over B·blocks
@@ -180,10 +185,12 @@ def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor) -> torch.Te
         out_block, in_block = weights[0].shape[:2]
         stacked = torch.stack([weight.reshape(out_block, in_block) for weight in weights])
         stacked = stacked.expand(batch, -1, -1, -1).reshape(batch * blocks, out_block, in_block)
-        out = torch.bmm(stacked, pixels.reshape(batch * blocks, in_block, -1))
-        return out.view(batch, blocks * out_block, -1)
+        product = torch.bmm(stacked, pixels.reshape(batch * blocks, in_block, -1),
+                            out=None if out is None else out.view(batch * blocks, out_block, -1))
+        return product.view(batch, blocks * out_block, -1)
     blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
-    return torch.cat([batched_pointwise(weight, block) for weight, block in zip(weights, blocks)], dim=1)
+    return torch.cat([batched_pointwise(weight, block) for weight, block in zip(weights, blocks)], dim=1,
+                     out=out)
 
 
 def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
@@ -243,27 +250,44 @@ def _sru_output(x: torch.Tensor, reweights: torch.Tensor, informative: torch.Ten
     return out
 
 
-def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor) -> torch.Tensor:
-    """The two 1×1 squeeze convs on the up/low channel split of Y, into one B×(us+ls)×H×W map."""
-    batch, _, height, width = y.shape
-    return _split_matmul([squeeze1, squeeze2], strided_pixels(y.to(squeeze1.dtype))).view(
-        batch, -1, height, width)
+def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor,
+             out: torch.Tensor) -> None:
+    """The two 1×1 squeeze convs on the up/low channel split of Y, written to ``out`` (B×(us+ls)×H×W)."""
+    _split_matmul([squeeze1, squeeze2], strided_pixels(y.to(squeeze1.dtype)),
+                  out=out.view(*out.shape[:2], -1))
+
+
+def _image_chunks(x: torch.Tensor) -> List[slice]:
+    """Image chunks for the SRU's elementwise chains, sized by x in the accumulation dtype.
+
+    Measured on a 2-core EPYC (B=8, C=64, 56², fp32): two images per chunk did best; one image per
+    chunk spends what it saves on per-op overhead.
+    """
+    return chunks_of(x.shape[0], x[0].numel() * _accumulation_dtype(x.dtype).itemsize, x.device)
 
 
 class SRUSqueezeFunction(torch.autograd.Function):
     """SRU followed by the CRU squeeze convs: X → S. Saves X only; backward recomputes the gate.
 
     The gate math runs in fp32 (fp64 for fp64 inputs); the squeeze runs in the squeeze weights' dtype.
+    Both passes walk the batch in image chunks (:func:`~mmconv.ops.cache_chunks.chunks_of`): every
+    step is per image (GroupNorm included), and a dozen elementwise passes over a chunk that stays
+    in the CPU caches cost a fraction of passes over the whole batch. Results do not depend on the
+    chunking.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor,
                 squeeze1: torch.Tensor, squeeze2: torch.Tensor, groups: int, eps: float,
                 threshold: float, gate: str) -> torch.Tensor:
-        x_acc, reweights, informative, _, _, _ = _sru_gate(x, gn_weight, gn_bias, groups, eps,
-                                                           threshold, gate)
-        squeezed = _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True),
-                            squeeze1, squeeze2)
+        batch, _, height, width = x.shape
+        squeezed = x.new_empty((batch, squeeze1.shape[0] + squeeze2.shape[0], height, width),
+                               dtype=squeeze1.dtype)
+        for part in _image_chunks(x):
+            x_acc, reweights, informative, _, _, _ = _sru_gate(x[part], gn_weight, gn_bias, groups,
+                                                               eps, threshold, gate)
+            _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True), squeeze1,
+                     squeeze2, out=squeezed[part])
         ctx.config = (groups, eps, threshold, gate)
         ctx.save_for_backward(x, gn_weight, gn_bias, squeeze1, squeeze2)
         return squeezed
@@ -273,173 +297,271 @@ class SRUSqueezeFunction(torch.autograd.Function):
     def backward(ctx, grad_squeezed: torch.Tensor):
         x, gn_weight, gn_bias, squeeze1, squeeze2 = ctx.saved_tensors
         groups, eps, threshold, gate = ctx.config
-        batch, channels = x.shape[:2]
-        half = channels // 2
-        x_acc, reweights, informative, mean, rstd, gamma_weights = _sru_gate(
-            x, gn_weight, gn_bias, groups, eps, threshold, gate)
-        below = torch.rsub(informative, 1)
-        if gate == 'soft':
-            # Y = M·X + shared, shared = both halves of U = W2·X with W2 = (1 − M)·R; U also serves ∂R.
-            rest_weights = torch.mul(reweights, below)
-            rest = torch.mul(rest_weights, x_acc)
-            shared = torch.add(rest[:, :half], rest[:, half:]).reshape(batch, 1, half, -1)
-            y = torch.addcmul(shared, _halves(informative), _halves(x_acc)).view_as(x_acc)
-        else:
-            y = _sru_output(x_acc, reweights, informative, gate, consume=False)
+        want_squeeze_grads = ctx.needs_input_grad[3] or ctx.needs_input_grad[4]
+        grad_squeezed = grad_squeezed.to(squeeze1.dtype).contiguous()
+        grad_x = torch.empty_like(x)
+        grad_squeezes = None
+        grad_scaled_affine = None  # ∂ of GroupNorm's scaled γ and β, summed over the chunks
+        for part in _image_chunks(x):
+            chunk_squeezes, chunk_affine = _sru_chunk_backward(
+                x[part], grad_squeezed[part], gn_weight, gn_bias, squeeze1, squeeze2, ctx.config,
+                want_squeeze_grads, grad_x[part])
+            grad_squeezes = _accumulate(grad_squeezes, chunk_squeezes)
+            grad_scaled_affine = _accumulate(grad_scaled_affine, chunk_affine)
 
-        grad_pixels = strided_pixels(grad_squeezed.to(squeeze1.dtype).contiguous())
-        grad_squeeze1 = grad_squeeze2 = None
-        if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
-            grad_squeeze1, grad_squeeze2 = _split_weight_grads(
-                grad_pixels, strided_pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])
-        del y
-        transposed = [weight.flatten(1).t() for weight in (squeeze1, squeeze2)]
-        grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
-
-        grad_x = grad_gn_weight = grad_gn_bias = None
-        if gate == 'soft':
-            # Each half of Y holds U of the other half, so off the mask R sees dY + dY_swapped:
-            # ∂X = M·dY + W2·shared_grad and ∂R = (1 − M)·X·shared_grad, with shared_grad = dY_top +
-            # dY_bot; through the sigmoid, ∂z = ∂R·R·(1 − R) = U·(1 − R)·shared_grad.
-            shared_grad = (grad_y[:, :half] + grad_y[:, half:]).reshape(batch, 1, half, -1)
-            grad_x = torch.mul(_halves(rest_weights), shared_grad).view_as(x_acc)
-            grad_x.addcmul_(grad_y, informative)
-            grad_z = rest.addcmul_(rest, reweights, value=-1)  # U·(1 − R) in one pass
-            _halves(grad_z).mul_(shared_grad)
-            gamma = gn_weight.to(x_acc.dtype)
-            grad_x_gn, grad_scaled_gamma, grad_scaled_beta = torch.ops.aten.native_group_norm_backward(
-                grad_z, x_acc, mean, rstd, gamma * gamma_weights, batch, channels, x[0, 0].numel(),
-                groups, [True, True, True])
-            grad_x += grad_x_gn
+        grad_gn_weight = grad_gn_bias = None
+        if gate == 'soft' and grad_scaled_affine is not None:
+            grad_scaled_gamma, grad_scaled_beta = grad_scaled_affine
+            gamma = gn_weight.to(grad_scaled_gamma.dtype)
+            gamma_sum = gamma.sum()
+            gamma_weights = gamma / gamma_sum
             # z = W_γ·(γ·n + β) with W_γ = γ/Σγ: chain the scaled-affine gradients back to γ and β.
             grad_gamma_weights = gamma * grad_scaled_gamma + gn_bias.to(gamma.dtype) * grad_scaled_beta
-            gamma_sum = gamma.sum()
             grad_gn_weight = (gamma_weights * grad_scaled_gamma + grad_gamma_weights / gamma_sum
                               - (grad_gamma_weights * gamma).sum() / gamma_sum ** 2).to(gn_weight.dtype)
             grad_gn_bias = (gamma_weights * grad_scaled_beta).to(gn_bias.dtype)
-        else:
-            # The hard masks are constants: X reaches Y through its own half or the other one only.
-            grad_x = torch.cat([grad_y[:, half:], grad_y[:, :half]], 1)
-            grad_x.mul_(below).addcmul_(grad_y, informative)
-        return (grad_x.to(x.dtype), grad_gn_weight, grad_gn_bias, grad_squeeze1, grad_squeeze2,
+        grad_squeeze1, grad_squeeze2 = grad_squeezes if grad_squeezes is not None else (None, None)
+        return (grad_x, grad_gn_weight, grad_gn_bias, grad_squeeze1, grad_squeeze2,
                 None, None, None, None)
 
 
+def _accumulate(total: Optional[List[Optional[torch.Tensor]]],
+                part: Optional[List[Optional[torch.Tensor]]]) -> Optional[List[Optional[torch.Tensor]]]:
+    """Sum, entry by entry and in place in ``total``, two lists of chunk gradients (None: not needed)."""
+    if total is None or part is None:
+        return part if total is None else total
+    return [None if a is None else a.add_(b) for a, b in zip(total, part)]
+
+
+def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor, gn_weight: torch.Tensor,
+                        gn_bias: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor,
+                        config: Tuple[int, float, float, str], want_squeeze_grads: bool,
+                        grad_x: torch.Tensor):
+    """Backward of :class:`SRUSqueezeFunction` over a chunk of images; writes ∂X into ``grad_x``.
+
+    Returns:
+        The squeeze weight gradients (or None) and, for the soft gate, the gradients of GroupNorm's
+        scaled affine (W_γ·γ, W_γ·β) (else None), both summed over the chunk.
+    """
+    groups, eps, threshold, gate = config
+    batch, channels = x.shape[:2]
+    half = channels // 2
+    x_acc, reweights, informative, mean, rstd, gamma_weights = _sru_gate(
+        x, gn_weight, gn_bias, groups, eps, threshold, gate)
+    # ∂X is formed in place in ``grad_x`` when that has the accumulation dtype.
+    grad_acc = grad_x if grad_x.dtype == x_acc.dtype else None
+    below = torch.rsub(informative, 1)
+    if gate == 'soft':
+        # Y = M·X + shared, shared = both halves of U = W2·X with W2 = (1 − M)·R; U also serves ∂R.
+        rest_weights = torch.mul(reweights, below)
+        rest = torch.mul(rest_weights, x_acc)
+        shared = torch.add(rest[:, :half], rest[:, half:]).reshape(batch, 1, half, -1)
+        y = torch.addcmul(shared, _halves(informative), _halves(x_acc)).view_as(x_acc)
+    else:
+        y = _sru_output(x_acc, reweights, informative, gate, consume=False)
+
+    grad_pixels = strided_pixels(grad_squeezed)
+    grad_squeezes = None
+    if want_squeeze_grads:
+        grad_squeezes = _split_weight_grads(grad_pixels, strided_pixels(y.to(squeeze1.dtype)),
+                                            [squeeze1, squeeze2])
+    del y
+    transposed = [weight.flatten(1).t() for weight in (squeeze1, squeeze2)]
+    grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
+
+    if gate == 'hard':
+        # The hard masks are constants: X reaches Y through its own half or the other one only.
+        grad_x_acc = torch.cat([grad_y[:, half:], grad_y[:, :half]], 1, out=grad_acc)
+        grad_x_acc.mul_(below).addcmul_(grad_y, informative)
+        if grad_acc is None:
+            grad_x.copy_(grad_x_acc)
+        return grad_squeezes, None
+    # Each half of Y holds U of the other half, so off the mask R sees dY + dY_swapped:
+    # ∂X = M·dY + W2·shared_grad and ∂R = (1 − M)·X·shared_grad, with shared_grad = dY_top +
+    # dY_bot; through the sigmoid, ∂z = ∂R·R·(1 − R) = U·(1 − R)·shared_grad.
+    shared_grad = (grad_y[:, :half] + grad_y[:, half:]).reshape(batch, 1, half, -1)
+    grad_x_acc = torch.mul(_halves(rest_weights), shared_grad,
+                           out=None if grad_acc is None else _halves(grad_acc)).view_as(x_acc)
+    grad_x_acc.addcmul_(grad_y, informative)
+    grad_z = rest.addcmul_(rest, reweights, value=-1)  # U·(1 − R) in one pass
+    _halves(grad_z).mul_(shared_grad)
+    gamma = gn_weight.to(x_acc.dtype)
+    grad_x_gn, grad_scaled_gamma, grad_scaled_beta = torch.ops.aten.native_group_norm_backward(
+        grad_z, x_acc, mean, rstd, gamma * gamma_weights, batch, channels, x[0, 0].numel(), groups,
+        [True, True, True])
+    grad_x_acc.add_(grad_x_gn)
+    if grad_acc is None:
+        grad_x.copy_(grad_x_acc)
+    return grad_squeezes, [grad_scaled_gamma, grad_scaled_beta]
+
+
 class CRUFunction(torch.autograd.Function):
-    """CRU transform and fuse from the squeezed map S: saves S and Y1 − Y2 (``'joint'``: also Y2)."""
+    """CRU transform and fuse from the squeezed map S: saves S and Y1 − Y2 (``'joint'``: also Y2).
+
+    As in :class:`SRUSqueezeFunction`, both passes walk the batch in image chunks (the fuse weights
+    are per image), so the fuse's elementwise passes run on maps that stay in the CPU caches.
+    """
 
     @staticmethod
     def forward(ctx, squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bias: Optional[torch.Tensor],
                 pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], stride: int,
                 dilation: int, gwc_groups: int, fuse: str) -> torch.Tensor:
-        up_squeezed = pwc1_weight.shape[1]
-        upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
-        kernel_size = gwc_weight.shape[-1]
-        # Y1 = GWC(S_up) + PWC1(S_up): the 1×1 accumulates into the grouped conv's output.
-        diff = F.conv2d(upper, gwc_weight, gwc_bias, stride, dilation * (kernel_size // 2), dilation,
-                        gwc_groups)
-        batch, out_channels, out_h, out_w = diff.shape
-        diff_pixels = diff.view(batch, out_channels, -1)
-        diff_pixels.baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1), strided_pixels(upper, stride))
-        # Y2 = [PWC2(S_low), S_low subsampled], the buffer the output is built in: a tensor of its
-        # own, not a view, so that the output can take an in-place op (an inplace ReLU) afterwards.
-        lower_pixels = strided_pixels(lower, stride)
-        lower_map = lower[:, :, ::stride, ::stride]
-        # A fresh tensor even when the lower part is already contiguous (batch 1): it is updated in place.
-        out = lower_map.clone(memory_format=torch.contiguous_format) if pwc2_weight is None else torch.cat(
-            [batched_pointwise(pwc2_weight, lower_pixels).view(batch, -1, out_h, out_w), lower_map], dim=1)
-        diff.sub_(out)
-        acc_dtype = _accumulation_dtype(diff.dtype)
-        pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)
-        y2 = None
-        if fuse == 'paper':
-            # Per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·(Y1 − Y2).
-            weights = torch.sigmoid(pooled_diff)
-            out.addcmul_(diff, weights[..., None, None].to(out.dtype))
-        else:
-            y2 = out.clone()
-            pooled_y2 = y2.mean(dim=(2, 3), dtype=acc_dtype)
-            # Z = β1·Y1 + β2·Y2 = β1·(Y1 − Y2) + (β1 + β2)·Y2.
-            weights = torch.softmax(torch.cat([pooled_diff + pooled_y2, pooled_y2], 1), dim=1)
-            first, second = weights.chunk(2, dim=1)
-            out.mul_((first + second)[..., None, None].to(out.dtype))
-            out.addcmul_(diff, first[..., None, None].to(out.dtype))
+        batch, _, height, width = squeezed.shape
+        # Allocated whole: a Function output that views an internal tensor cannot take an in-place
+        # op (an inplace ReLU) afterwards.
+        # Every CRU branch gives ⌈H/s⌉×⌈W/s⌉ outputs.
+        out = squeezed.new_empty((batch, gwc_weight.shape[0], -(-height // stride), -(-width // stride)))
+        parts = _image_chunks(out)
+        diffs, fuse_weights, lower_outputs = [], [], []
+        for part in parts:
+            diff, weights, y2 = _cru_chunk_forward(squeezed[part], gwc_weight, gwc_bias, pwc1_weight,
+                                                   pwc2_weight, stride, dilation, gwc_groups, fuse,
+                                                   out=out[part])
+            diffs.append(diff)
+            fuse_weights.append(weights)
+            if y2 is not None:
+                lower_outputs.append(y2)
+        ctx.parts = parts
         ctx.config = (stride, dilation, gwc_groups, fuse, gwc_bias is not None)
-        ctx.save_for_backward(squeezed, gwc_weight, pwc1_weight, pwc2_weight, diff, weights, y2)
+        ctx.save_for_backward(squeezed, gwc_weight, pwc1_weight, pwc2_weight, torch.cat(fuse_weights),
+                              *diffs, *lower_outputs)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        squeezed, gwc_weight, pwc1_weight, pwc2_weight, diff, weights, y2 = ctx.saved_tensors
-        stride, dilation, gwc_groups, fuse, has_bias = ctx.config
-        grad_out = grad_out.to(diff.dtype).contiguous()
-        batch, out_channels, out_h, out_w = grad_out.shape
-        pixels = out_h * out_w
-        acc_dtype = _accumulation_dtype(diff.dtype)
-        up_squeezed = pwc1_weight.shape[1]
-        upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
-
-        # Fuse backward: Z = Y2 + β1·D ('paper') or Z = (β1 + β2)·Y2 + β1·D ('joint'), D = Y1 − Y2.
-        grad_first = torch.einsum('bcp,bcp->bc', grad_out.view(batch, out_channels, -1).to(acc_dtype),
-                                  diff.view(batch, out_channels, -1).to(acc_dtype))
-        if fuse == 'paper':
-            first = weights
-            grad_pooled_diff = grad_first * first * (1 - first)
-            grad_y2_scale = None
-        else:
-            first, second = weights.chunk(2, dim=1)
-            grad_second = torch.einsum('bcp,bcp->bc', grad_out.view(batch, out_channels, -1).to(acc_dtype),
-                                       y2.view(batch, out_channels, -1).to(acc_dtype))
-            grad_logits = torch.cat([grad_first + grad_second, grad_second], 1)
-            grad_logits = weights * (grad_logits - (weights * grad_logits).sum(1, keepdim=True))
-            # The logits are (S_D + S_Y2, S_Y2): route them to the pooled D and pooled Y2.
-            grad_pooled_diff = grad_logits[:, :out_channels]
-            grad_y2_scale = grad_logits.view(batch, 2, out_channels).sum(1)
-        # ∂D = g·β1 + ∂S_D/P and ∂Y1 = ∂D; ∂Y2 = g − ∂D ('paper') or g·(β1 + β2) + ∂S_Y2/P − ∂D
-        # ('joint'), P = H'·W' (the pools are means).
-        grad_diff = torch.addcmul((grad_pooled_diff / pixels)[..., None, None].to(grad_out.dtype),
-                                  grad_out, first[..., None, None].to(grad_out.dtype))
-        if fuse == 'paper':
-            grad_y2 = torch.sub(grad_out, grad_diff)
-        else:
-            grad_y2 = torch.addcmul((grad_y2_scale / pixels)[..., None, None].to(grad_out.dtype),
-                                    grad_out, (first + second)[..., None, None].to(grad_out.dtype))
-            grad_y2.sub_(grad_diff)
-        del grad_out
-
-        needs_squeezed = ctx.needs_input_grad[0]
-        # Y1 = GWC(S_up) + PWC1(S_up).
-        grad_upper, grad_gwc_weight, grad_gwc_bias = torch.ops.aten.convolution_backward(
-            grad_diff, upper, gwc_weight, [out_channels] if has_bias else None, [stride, stride],
-            [dilation * (gwc_weight.shape[-1] // 2)] * 2, [dilation, dilation], False, [0, 0],
-            gwc_groups, [needs_squeezed, ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]])
-        grad_diff_pixels = grad_diff.view(batch, out_channels, -1)
-        grad_pwc1 = None
-        if ctx.needs_input_grad[3]:
-            grad_pwc1 = pointwise_weight_grad(grad_diff_pixels, strided_pixels(upper, stride))
-        if needs_squeezed:
-            add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
-        del grad_diff, grad_diff_pixels
-        # Y2 = [PWC2(S_low), S_low[::s, ::s]].
-        generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
-        grad_y2_pixels = grad_y2.view(batch, out_channels, -1)
-        grad_pwc2 = grad_squeezed = None
-        if generated and ctx.needs_input_grad[4]:
-            grad_pwc2 = pointwise_weight_grad(grad_y2_pixels[:, :generated], strided_pixels(lower, stride))
-        if needs_squeezed:
-            grad_lower = torch.zeros_like(lower)
-            if generated:
-                add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated],
-                                          stride)
-            grad_lower[:, :, ::stride, ::stride] += grad_y2[:, generated:]
-            grad_squeezed = torch.cat([grad_upper, grad_lower], dim=1)
-        return (grad_squeezed,
-                grad_gwc_weight,
-                grad_gwc_bias,
-                grad_pwc1.to(pwc1_weight.dtype) if grad_pwc1 is not None else None,
-                grad_pwc2.to(pwc2_weight.dtype) if grad_pwc2 is not None else None,
+        squeezed, gwc_weight, pwc1_weight, pwc2_weight, fuse_weights, *maps = ctx.saved_tensors
+        parts = ctx.parts
+        diffs, lower_outputs = maps[:len(parts)], maps[len(parts):] or [None] * len(parts)
+        grad_out = grad_out.to(squeezed.dtype).contiguous()
+        grad_squeezed = torch.empty_like(squeezed) if ctx.needs_input_grad[0] else None
+        grad_params = None
+        for part, diff, y2 in zip(parts, diffs, lower_outputs):
+            grad_params = _accumulate(grad_params, _cru_chunk_backward(
+                grad_out[part], squeezed[part], diff, fuse_weights[part], y2, gwc_weight, pwc1_weight,
+                pwc2_weight, ctx.config, ctx.needs_input_grad,
+                None if grad_squeezed is None else grad_squeezed[part]))
+        params = (gwc_weight, gwc_weight, pwc1_weight, pwc2_weight)
+        grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2 = (
+            None if grad is None else grad.to(param.dtype) for grad, param in zip(grad_params, params))
+        return (grad_squeezed, grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2,
                 None, None, None, None)
+
+
+def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bias: Optional[torch.Tensor],
+                       pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], stride: int,
+                       dilation: int, gwc_groups: int, fuse: str, out: torch.Tensor):
+    """CRU forward over a chunk of images, written to ``out``; returns D = Y1 − Y2, the fuse weights
+    and (``'joint'`` only, else None) Y2, for backward."""
+    up_squeezed = pwc1_weight.shape[1]
+    upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
+    kernel_size = gwc_weight.shape[-1]
+    # Y1 = GWC(S_up) + PWC1(S_up): the 1×1 accumulates into the grouped conv's output.
+    diff = F.conv2d(upper, gwc_weight, gwc_bias, stride, dilation * (kernel_size // 2), dilation,
+                    gwc_groups)
+    batch, out_channels, out_h, out_w = diff.shape
+    diff.view(batch, out_channels, -1).baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1),
+                                                strided_pixels(upper, stride))
+    # Y2 = [PWC2(S_low), S_low subsampled], built in the output.
+    lower_map = lower[:, :, ::stride, ::stride]
+    if pwc2_weight is None:
+        out.copy_(lower_map)
+    else:
+        generated = batched_pointwise(pwc2_weight, strided_pixels(lower, stride))
+        torch.cat([generated.view(batch, -1, out_h, out_w), lower_map], dim=1, out=out)
+    diff.sub_(out)
+    acc_dtype = _accumulation_dtype(diff.dtype)
+    pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)
+    y2 = None
+    if fuse == 'paper':
+        # Per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·(Y1 − Y2).
+        weights = torch.sigmoid(pooled_diff)
+        out.addcmul_(diff, weights[..., None, None].to(out.dtype))
+    else:
+        y2 = out.clone()
+        pooled_y2 = y2.mean(dim=(2, 3), dtype=acc_dtype)
+        # Z = β1·Y1 + β2·Y2 = β1·(Y1 − Y2) + (β1 + β2)·Y2.
+        weights = torch.softmax(torch.cat([pooled_diff + pooled_y2, pooled_y2], 1), dim=1)
+        first, second = weights.chunk(2, dim=1)
+        out.mul_((first + second)[..., None, None].to(out.dtype))
+        out.addcmul_(diff, first[..., None, None].to(out.dtype))
+    return diff, weights, y2
+
+
+def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: torch.Tensor,
+                        weights: torch.Tensor, y2: Optional[torch.Tensor], gwc_weight: torch.Tensor,
+                        pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], config,
+                        needs_input_grad, grad_squeezed: Optional[torch.Tensor]) -> List[Optional[torch.Tensor]]:
+    """CRU backward over a chunk of images; writes ∂S into ``grad_squeezed`` (when given).
+
+    Returns:
+        The gradients of the GWC weight and bias, PWC1 and PWC2, each None when not needed, summed
+        over the chunk, in the accumulation dtype.
+    """
+    stride, dilation, gwc_groups, fuse, has_bias = config
+    batch, out_channels, out_h, out_w = grad_out.shape
+    pixels = out_h * out_w
+    acc_dtype = _accumulation_dtype(diff.dtype)
+    up_squeezed = pwc1_weight.shape[1]
+    upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
+
+    # Fuse backward: Z = Y2 + β1·D ('paper') or Z = (β1 + β2)·Y2 + β1·D ('joint'), D = Y1 − Y2.
+    grad_first = torch.einsum('bcp,bcp->bc', grad_out.view(batch, out_channels, -1).to(acc_dtype),
+                              diff.view(batch, out_channels, -1).to(acc_dtype))
+    if fuse == 'paper':
+        first = weights
+        grad_pooled_diff = grad_first * first * (1 - first)
+        grad_y2_scale = None
+    else:
+        first, second = weights.chunk(2, dim=1)
+        grad_second = torch.einsum('bcp,bcp->bc', grad_out.view(batch, out_channels, -1).to(acc_dtype),
+                                   y2.view(batch, out_channels, -1).to(acc_dtype))
+        grad_logits = torch.cat([grad_first + grad_second, grad_second], 1)
+        grad_logits = weights * (grad_logits - (weights * grad_logits).sum(1, keepdim=True))
+        # The logits are (S_D + S_Y2, S_Y2): route them to the pooled D and pooled Y2.
+        grad_pooled_diff = grad_logits[:, :out_channels]
+        grad_y2_scale = grad_logits.view(batch, 2, out_channels).sum(1)
+    # ∂D = g·β1 + ∂S_D/P and ∂Y1 = ∂D; ∂Y2 = g − ∂D ('paper') or g·(β1 + β2) + ∂S_Y2/P − ∂D
+    # ('joint'), P = H'·W' (the pools are means).
+    grad_diff = torch.addcmul((grad_pooled_diff / pixels)[..., None, None].to(grad_out.dtype),
+                              grad_out, first[..., None, None].to(grad_out.dtype))
+    if fuse == 'paper':
+        grad_y2 = torch.sub(grad_out, grad_diff)
+    else:
+        grad_y2 = torch.addcmul((grad_y2_scale / pixels)[..., None, None].to(grad_out.dtype),
+                                grad_out, (first + second)[..., None, None].to(grad_out.dtype))
+        grad_y2.sub_(grad_diff)
+
+    # Y1 = GWC(S_up) + PWC1(S_up).
+    grad_upper, grad_gwc_weight, grad_gwc_bias = torch.ops.aten.convolution_backward(
+        grad_diff, upper, gwc_weight, [out_channels] if has_bias else None, [stride, stride],
+        [dilation * (gwc_weight.shape[-1] // 2)] * 2, [dilation, dilation], False, [0, 0],
+        gwc_groups, [grad_squeezed is not None, needs_input_grad[1], has_bias and needs_input_grad[2]])
+    grad_diff_pixels = grad_diff.view(batch, out_channels, -1)
+    grad_pwc1 = None
+    if needs_input_grad[3]:
+        grad_pwc1 = pointwise_weight_grad(grad_diff_pixels, strided_pixels(upper, stride))
+    if grad_squeezed is not None:
+        add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
+    del grad_diff, grad_diff_pixels
+    # Y2 = [PWC2(S_low), S_low[::s, ::s]].
+    generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
+    grad_y2_pixels = grad_y2.view(batch, out_channels, -1)
+    grad_pwc2 = None
+    if generated and needs_input_grad[4]:
+        grad_pwc2 = pointwise_weight_grad(grad_y2_pixels[:, :generated], strided_pixels(lower, stride))
+    if grad_squeezed is not None:
+        # The reused part's gradient first, then PWC2's input gradient accumulates onto it.
+        if stride == 1:
+            grad_lower = grad_y2[:, generated:].contiguous()
+        else:
+            grad_lower = torch.zeros_like(lower)
+            grad_lower[:, :, ::stride, ::stride] = grad_y2[:, generated:]
+        if generated:
+            add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated], stride)
+        torch.cat([grad_upper, grad_lower], dim=1, out=grad_squeezed)
+    return [None if grad is None else grad.to(acc_dtype)
+            for grad in (grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2)]
 
 
 @register_flop_handle('SRUSqueezeFunction')

@@ -82,8 +82,11 @@ def test_fast_matches_reference_fp32(config):
     x.requires_grad_(True)
     (ref_out, ref_grads), (fast_out, fast_grads) = run_both(module, x)
     assert (fast_out - ref_out).abs().max() <= 1e-5
-    for ref, fast in zip(ref_grads, fast_grads):
-        assert (fast - ref).abs().max() <= 1e-5
+    names = ['x'] + [name for name, _ in module.named_parameters()]
+    for name, ref, fast in zip(names, ref_grads, fast_grads):
+        # Weight gradients are sums over the batch and pixels (|∂W| reaches ~30 here), where the
+        # summation order alone moves a few ulp: the bound is 1e-5 at unit scale, relative above.
+        assert (fast - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max().item()), name
 
 
 @pytest.mark.parametrize('gate', ['soft', 'hard'])
