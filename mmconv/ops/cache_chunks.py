@@ -20,13 +20,16 @@ def chunks_of(units: int, bytes_per_unit: int, device: torch.device) -> List[sli
     """Slices of ``units`` (images, or (image, group) pairs) to process a chunk at a time.
 
     On CPU a chunk holds at most ``CPU_CHUNK_BYTES`` (at least one unit), and the chunk count is a
-    multiple of the intra-op threads (when there are enough units), with sizes differing by at
-    most one, so every worker that takes a chunk gets the same share. Other devices get one chunk.
+    multiple of the intra-op threads where the units allow, with sizes differing by at most one, so
+    every worker that takes a chunk gets the same share; no chunk is empty. Other devices get one
+    chunk.
     """
     if device.type != 'cpu':
         return [slice(0, units)]
+    if units == 0:
+        return []
     threads = max(1, min(torch.get_num_threads(), units))
     largest = max(1, CPU_CHUNK_BYTES // max(1, bytes_per_unit))
-    count = threads * -(-units // (threads * largest))
+    count = min(units, threads * -(-units // (threads * largest)))
     bounds = [units * i // count for i in range(count + 1)]
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
