@@ -53,7 +53,12 @@ Implementations (``impl``):
   :class:`CRUFunction` maps S to Z and saves only S and Y1 − Y2 (the paper fuse needs nothing else;
   ``'joint'`` also keeps Y2). The 1×1 convs are batched matmuls (no oneDNN layout reorders), the
   gates use 0/1 float masks instead of ``torch.where``, and the fuse is one in-place
-  Z = Y2 + β1·(Y1 − Y2). Results agree with the reference to rounding (fp64: ~1e-15).
+  Z = Y2 + β1·(Y1 − Y2). Every step is per image (GroupNorm and the fuse pools included), so on CPU
+  both Functions walk the batch in chunks of about 2 MiB per map (:mod:`mmconv.ops.cache_chunks`):
+  the dozen elementwise passes of the gate and the fuse then run in the caches instead of streaming
+  the whole batch from memory each time (measured on a 2-core EPYC, B=8, C=64, 56²: 6-15 % less
+  time for the layer). Results agree with the reference to rounding (fp64: ~1e-15), whatever the
+  chunking.
 
 FLOPs (mmengine counter with mmconv's handles): the convs' MACs, GroupNorm at 5 per element and the
 pooling of Y1 and Y2 at 1 per element, as mmengine counts the reference modules, whichever path runs.
