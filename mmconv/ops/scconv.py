@@ -56,8 +56,8 @@ Implementations (``impl``):
   Z = Y2 + β1·(Y1 − Y2). Every step is per image (GroupNorm and the fuse pools included), so on CPU
   both Functions walk the batch in chunks of about 2 MiB per map (:mod:`mmconv.ops.cache_chunks`):
   the dozen elementwise passes of the gate and the fuse then run in the caches instead of streaming
-  the whole batch from memory each time (measured on a 2-core EPYC, B=8, C=64, 56²: 6-15 % less
-  time for the layer). Results agree with the reference to rounding (fp64: ~1e-15), whatever the
+  the whole batch from memory each time (measured on a 2-core EPYC, B=8, C=64, 56², against the
+  whole-batch passes in interleaved runs: 6-15 % less time for the layer). Results agree with the reference to rounding (fp64: ~1e-15), whatever the
   chunking.
 
 FLOPs (mmengine counter with mmconv's handles): the convs' MACs, GroupNorm at 5 per element and the
@@ -263,7 +263,7 @@ def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor,
 
 
 def _image_chunks(x: torch.Tensor) -> List[slice]:
-    """Image chunks for the SRU's elementwise chains, sized by x in the accumulation dtype.
+    """Image chunks of a B×C×H×W map for the SRU and CRU passes, sized by x in the accumulation dtype.
 
     Measured on a 2-core EPYC (B=8, C=64, 56², fp32): two images per chunk did best; one image per
     chunk spends what it saves on per-op overhead.
@@ -412,9 +412,9 @@ class CRUFunction(torch.autograd.Function):
                 pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], stride: int,
                 dilation: int, gwc_groups: int, fuse: str) -> torch.Tensor:
         batch, _, height, width = squeezed.shape
-        # Allocated whole: a Function output that views an internal tensor cannot take an in-place
-        # op (an inplace ReLU) afterwards.
-        # Every CRU branch gives ⌈H/s⌉×⌈W/s⌉ outputs.
+        # Every branch gives ⌈H/s⌉×⌈W/s⌉ outputs. The output is allocated whole, not assembled from
+        # chunks: a Function output that views an internal tensor cannot take an in-place op (an
+        # inplace ReLU) afterwards.
         out = squeezed.new_empty((batch, gwc_weight.shape[0], -(-height // stride), -(-width // stride)))
         parts = _image_chunks(out)
         diffs, fuse_weights, lower_outputs = [], [], []
@@ -446,7 +446,7 @@ class CRUFunction(torch.autograd.Function):
                 grad_out[part], squeezed[part], diff, fuse_weights[part], y2, gwc_weight, pwc1_weight,
                 pwc2_weight, ctx.config, ctx.needs_input_grad,
                 None if grad_squeezed is None else grad_squeezed[part]))
-        params = (gwc_weight, gwc_weight, pwc1_weight, pwc2_weight)
+        params = (gwc_weight, gwc_weight, pwc1_weight, pwc2_weight)  # the GWC bias has the weight's dtype
         grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2 = (
             None if grad is None else grad.to(param.dtype) for grad, param in zip(grad_params, params))
         return (grad_squeezed, grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2,
