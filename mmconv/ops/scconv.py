@@ -412,9 +412,7 @@ class CRUFunction(torch.autograd.Function):
                 pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], stride: int,
                 dilation: int, gwc_groups: int, fuse: str) -> torch.Tensor:
         batch, _, height, width = squeezed.shape
-        # Every branch gives ⌈H/s⌉×⌈W/s⌉ outputs. The output is allocated whole, not assembled from
-        # chunks: a Function output that views an internal tensor cannot take an in-place op (an
-        # inplace ReLU) afterwards.
+        # Every branch gives ⌈H/s⌉×⌈W/s⌉ outputs; each chunk writes its slice of the whole output.
         out = squeezed.new_empty((batch, gwc_weight.shape[0], -(-height // stride), -(-width // stride)))
         parts = _image_chunks(out)
         diffs, fuse_weights, lower_outputs = [], [], []
