@@ -29,6 +29,7 @@ def run(module, x, impl, seed):
 @pytest.mark.parametrize('make', [
     lambda: SCConv(8, 8),
     lambda: SCConv(8, 6, stride=2, gate='hard', fuse='joint', gwc_bias=True),
+    lambda: SCConv(32, 8),  # DenseNet-like: no PWC2, the lower branch is pure reuse
 ])
 def test_one_image_chunks_match_reference(monkeypatch, make):
     """One image per chunk (5 chunks on any thread count): fast path = reference, fp64."""
@@ -44,3 +45,21 @@ def test_one_image_chunks_match_reference(monkeypatch, make):
             assert got is None
             continue
         torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize('gate', ['soft', 'hard'])
+def test_bf16_chunks_match_one_chunk(monkeypatch, gate):
+    """bf16 inputs (∂X formed in fp32, then copied into each chunk): one image per chunk gives what
+    one chunk for the whole batch gives."""
+    torch.manual_seed(0)
+    module = SCConv(8, 8, gate=gate).to(torch.bfloat16)
+    x = torch.randn(5, 8, 9, 7, dtype=torch.bfloat16, requires_grad=True)
+    results = []
+    for chunk_bytes in (1, 2**40):
+        monkeypatch.setattr(cache_chunks, 'CPU_CHUNK_BYTES', chunk_bytes)
+        results.append(run(module, x, 'fast', seed=4))
+    for chunked, whole in zip(*results):
+        if whole is None:
+            assert chunked is None
+            continue
+        torch.testing.assert_close(chunked.float(), whole.float(), rtol=2e-2, atol=2e-2)
