@@ -211,22 +211,29 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def _sru_gate(x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor, groups: int,
-              eps: float, threshold: float, gate: str):
-    """X, reweights R, the informative mask (0/1 float), GN statistics and W_γ, in fp32 or wider."""
-    batch, channels = x.shape[:2]
-    acc_dtype = _accumulation_dtype(x.dtype)
-    x = x.to(acc_dtype).contiguous()
-    gamma, beta = gn_weight.to(acc_dtype), gn_bias.to(acc_dtype)
+def _gate_affine(gn_weight: torch.Tensor, gn_bias: torch.Tensor,
+                 dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(W_γ·γ, W_γ·β): sigmoid(W_γ ⊙ GN(x)) is a GroupNorm with this affine followed by a sigmoid."""
+    gamma, beta = gn_weight.to(dtype), gn_bias.to(dtype)
     gamma_weights = gamma / gamma.sum()
-    # sigmoid(W_γ ⊙ GN(x)) is a GroupNorm with affine (W_γ·γ, W_γ·β) followed by a sigmoid.
-    reweights, mean, rstd = torch.native_group_norm(x, gamma * gamma_weights, beta * gamma_weights,
-                                                    batch, channels, x[0, 0].numel(), groups, eps)
+    return gamma * gamma_weights, beta * gamma_weights
+
+
+def _sru_gate(x: torch.Tensor, affine: Tuple[torch.Tensor, torch.Tensor], groups: int, eps: float,
+              threshold: float, gate: str):
+    """X, reweights R, the informative mask (0/1 float) and the GN statistics, in fp32 or wider.
+
+    ``affine`` is :func:`_gate_affine` in the accumulation dtype.
+    """
+    batch, channels = x.shape[:2]
+    x = x.to(_accumulation_dtype(x.dtype)).contiguous()
+    reweights, mean, rstd = torch.native_group_norm(x, *affine, batch, channels, x[0, 0].numel(),
+                                                    groups, eps)
     reweights.sigmoid_()
     # Float 0/1 masks and arithmetic instead of torch.where, whose CPU kernel is ~10× slower.
     compare = torch.gt if gate == 'soft' else torch.ge
     informative = compare(reweights, threshold, out=torch.empty_like(reweights))
-    return x, reweights, informative, mean, rstd, gamma_weights
+    return x, reweights, informative, mean, rstd
 
 
 def _halves(x: torch.Tensor) -> torch.Tensor:
@@ -288,9 +295,10 @@ class SRUSqueezeFunction(torch.autograd.Function):
         batch, _, height, width = x.shape
         squeezed = x.new_empty((batch, squeeze1.shape[0] + squeeze2.shape[0], height, width),
                                dtype=squeeze1.dtype)
+        affine = _gate_affine(gn_weight, gn_bias, _accumulation_dtype(x.dtype))
         for part in _image_chunks(x):
-            x_acc, reweights, informative, _, _, _ = _sru_gate(x[part], gn_weight, gn_bias, groups,
-                                                               eps, threshold, gate)
+            x_acc, reweights, informative, _, _ = _sru_gate(x[part], affine, groups, eps, threshold,
+                                                            gate)
             _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True), squeeze1,
                      squeeze2, out=squeezed[part])
         ctx.config = (groups, eps, threshold, gate)
@@ -307,9 +315,10 @@ class SRUSqueezeFunction(torch.autograd.Function):
         grad_x = torch.empty_like(x)
         grad_squeezes = None
         grad_scaled_affine = None  # ∂ of GroupNorm's scaled γ and β, summed over the chunks
+        affine = _gate_affine(gn_weight, gn_bias, _accumulation_dtype(x.dtype))
         for part in _image_chunks(x):
             chunk_squeezes, chunk_affine = _sru_chunk_backward(
-                x[part], grad_squeezed[part], gn_weight, gn_bias, squeeze1, squeeze2, ctx.config,
+                x[part], grad_squeezed[part], affine, squeeze1, squeeze2, ctx.config,
                 want_squeeze_grads, grad_x[part])
             grad_squeezes = _accumulate(grad_squeezes, chunk_squeezes)
             grad_scaled_affine = _accumulate(grad_scaled_affine, chunk_affine)
@@ -338,11 +347,13 @@ def _accumulate(total: Optional[List[Optional[torch.Tensor]]],
     return [None if a is None else a.add_(b) for a, b in zip(total, part)]
 
 
-def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor, gn_weight: torch.Tensor,
-                        gn_bias: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor,
-                        config: Tuple[int, float, float, str], want_squeeze_grads: bool,
-                        grad_x: torch.Tensor):
+def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
+                        affine: Tuple[torch.Tensor, torch.Tensor], squeeze1: torch.Tensor,
+                        squeeze2: torch.Tensor, config: Tuple[int, float, float, str],
+                        want_squeeze_grads: bool, grad_x: torch.Tensor):
     """Backward of :class:`SRUSqueezeFunction` over a chunk of images; writes ∂X into ``grad_x``.
+
+    ``affine`` is :func:`_gate_affine` in the accumulation dtype.
 
     Returns:
         The squeeze weight gradients (or None) and, for the soft gate, the gradients of GroupNorm's
@@ -351,14 +362,13 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor, gn_weight:
     groups, eps, threshold, gate = config
     batch, channels = x.shape[:2]
     half = channels // 2
-    x_acc, reweights, informative, mean, rstd, gamma_weights = _sru_gate(
-        x, gn_weight, gn_bias, groups, eps, threshold, gate)
+    x_acc, reweights, informative, mean, rstd = _sru_gate(x, affine, groups, eps, threshold, gate)
     # ∂X is formed in place in ``grad_x`` when that has the accumulation dtype.
     grad_acc = grad_x if grad_x.dtype == x_acc.dtype else None
-    below = torch.rsub(informative, 1)
     if gate == 'soft':
-        # Y = M·X + shared, shared = both halves of U = W2·X with W2 = (1 − M)·R; U also serves ∂R.
-        rest_weights = torch.mul(reweights, below)
+        # Y = M·X + shared, shared = both halves of U = W2·X with W2 = (1 − M)·R = R − R·M (exact
+        # for a 0/1 M); U also serves ∂R.
+        rest_weights = torch.addcmul(reweights, reweights, informative, value=-1)
         rest = torch.mul(rest_weights, x_acc)
         shared = torch.add(rest[:, :half], rest[:, half:]).reshape(batch, 1, half, -1)
         y = torch.addcmul(shared, _halves(informative), _halves(x_acc)).view_as(x_acc)
@@ -377,7 +387,7 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor, gn_weight:
     if gate == 'hard':
         # The hard masks are constants: X reaches Y through its own half or the other one only.
         grad_x_acc = torch.cat([grad_y[:, half:], grad_y[:, :half]], 1, out=grad_acc)
-        grad_x_acc.mul_(below).addcmul_(grad_y, informative)
+        grad_x_acc.mul_(torch.rsub(informative, 1)).addcmul_(grad_y, informative)
         if grad_acc is None:
             grad_x.copy_(grad_x_acc)
         return grad_squeezes, None
@@ -390,9 +400,8 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor, gn_weight:
     grad_x_acc.addcmul_(grad_y, informative)
     grad_z = rest.addcmul_(rest, reweights, value=-1)  # U·(1 − R) in one pass
     _halves(grad_z).mul_(shared_grad)
-    gamma = gn_weight.to(x_acc.dtype)
     grad_x_gn, grad_scaled_gamma, grad_scaled_beta = torch.ops.aten.native_group_norm_backward(
-        grad_z, x_acc, mean, rstd, gamma * gamma_weights, batch, channels, x[0, 0].numel(), groups,
+        grad_z, x_acc, mean, rstd, affine[0], batch, channels, x[0, 0].numel(), groups,
         [True, True, True])
     grad_x_acc.add_(grad_x_gn)
     if grad_acc is None:
