@@ -334,7 +334,8 @@ class SRUSqueezeFunction(torch.autograd.Function):
             grad_gn_weight = (gamma_weights * grad_scaled_gamma + grad_gamma_weights / gamma_sum
                               - (grad_gamma_weights * gamma).sum() / gamma_sum ** 2).to(gn_weight.dtype)
             grad_gn_bias = (gamma_weights * grad_scaled_beta).to(gn_bias.dtype)
-        grad_squeeze1, grad_squeeze2 = grad_squeezes if grad_squeezes is not None else (None, None)
+        grad_squeeze1, grad_squeeze2 = ((None, None) if grad_squeezes is None else
+                                        (grad.to(squeeze1.dtype) for grad in grad_squeezes))
         return (grad_x, grad_gn_weight, grad_gn_bias, grad_squeeze1, grad_squeeze2,
                 None, None, None, None)
 
@@ -357,7 +358,8 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
 
     Returns:
         The squeeze weight gradients (or None) and, for the soft gate, the gradients of GroupNorm's
-        scaled affine (W_γ·γ, W_γ·β) (else None), both summed over the chunk.
+        scaled affine (W_γ·γ, W_γ·β) (else None), both summed over the chunk in the accumulation
+        dtype, so that the sum over chunks does not round in bf16.
     """
     groups, eps, threshold, gate = config
     batch, channels = x.shape[:2]
@@ -378,8 +380,8 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
     grad_pixels = strided_pixels(grad_squeezed)
     grad_squeezes = None
     if want_squeeze_grads:
-        grad_squeezes = _split_weight_grads(grad_pixels, strided_pixels(y.to(squeeze1.dtype)),
-                                            [squeeze1, squeeze2])
+        grad_squeezes = [grad.to(x_acc.dtype) for grad in _split_weight_grads(
+            grad_pixels, strided_pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])]
     del y
     transposed = [weight.flatten(1).t() for weight in (squeeze1, squeeze2)]
     grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
