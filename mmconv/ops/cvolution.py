@@ -38,7 +38,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .flop_handles import register_flop_handle, value_shape
-from .involution import Involution, check_positive, check_positive_odd
+from .involution import Involution
+from .validation import check_positive, check_positive_odd
 
 __all__ = ['CVolution', 'ChannelBranchMean']
 

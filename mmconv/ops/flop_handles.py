@@ -1,10 +1,10 @@
 """FLOP handles for operators that mmengine's jit-based counter cannot see.
 
 mmengine's ``FlopAnalyzer`` counts convolutions and matmuls it finds in a traced graph, but a
-custom ``torch.autograd.Function`` appears there as one opaque ``prim::PythonOp.<ClassName>`` node
-and counts zero, and so does ``aten::baddbmm``. Each operator registers a handle for its Functions
-here; this module depends on torch only, and :mod:`mmconv.analysis` installs the handles into
-mmengine.
+custom op appears there as one opaque ``mmconv::<name>`` node (a Python ``torch.autograd.Function``
+as ``prim::PythonOp.<ClassName>``) and counts zero, and so does ``aten::baddbmm``. Each operator
+registers a handle for its ops here; this module depends on torch only, and :mod:`mmconv.analysis`
+installs the handles into mmengine.
 
 A handle has mmengine's signature ``handle(inputs, outputs) -> int``: the traced graph values of the
 node's tensor inputs and outputs, returning multiply-accumulates (1 MAC = 1 FLOP, as in the papers).
@@ -26,11 +26,11 @@ def register_flop_handle(function_name: str) -> Callable[[FlopHandle], FlopHandl
     return decorator
 
 
-def register_aten_flop_handle(op_name: str) -> Callable[[FlopHandle], FlopHandle]:
-    """Register ``handle`` for the aten op ``op_name`` (one mmengine has no handle for)."""
+def register_op_flop_handle(qualified_name: str) -> Callable[[FlopHandle], FlopHandle]:
+    """Register ``handle`` for a dispatcher op, ``'aten::baddbmm'`` or a registered ``'mmconv::…'``."""
 
     def decorator(handle: FlopHandle) -> FlopHandle:
-        FLOP_HANDLES[f'aten::{op_name}'] = handle
+        FLOP_HANDLES[qualified_name] = handle
         return handle
 
     return decorator

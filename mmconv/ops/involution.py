@@ -17,21 +17,19 @@ a K²-times-the-input tensor for backward), ``'memory'`` (a loop over the K² ta
 :mod:`mmconv.ops.involution_triton`).
 """
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib.util import find_spec
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .cache_chunks import chunks_of
+from .cpu_chunks import chunks_of, for_each_chunk
 from .flop_handles import register_flop_handle, value_shape
 from .pointwise import pointwise_conv
+from .validation import check_positive, check_positive_odd
 
 __all__ = ['Involution', 'involution_aggregate', 'InvolutionTapLoopFunction', 'IMPLS']
 
@@ -168,53 +166,6 @@ def zero_wrapped_columns(kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     """fp32 for half-precision inputs, the input dtype otherwise."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-_WORKERS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _pin_to_one_intra_op_thread() -> None:
-    torch.set_num_threads(1)
-    torch.get_num_threads()  # consumes this thread's lazy initialisation while the setting is 1
-
-
-def _cpu_workers(threads: int) -> ThreadPoolExecutor:
-    """A pool of ``threads`` threads, each running torch ops on a single intra-op thread.
-
-    ``torch.set_num_threads`` is process-wide for threads that have not run a parallel op yet, so
-    every worker is started and pinned at once, then the caller's setting is restored; the workers
-    keep theirs (OpenMP thread counts are per thread once initialised).
-    """
-    key = (os.getpid(), threads)  # a forked child cannot use its parent's threads
-    if key not in _WORKERS:
-        pool = ThreadPoolExecutor(threads, thread_name_prefix='mmconv-taps',
-                                  initializer=_pin_to_one_intra_op_thread)
-        started = threading.Barrier(threads)
-        list(pool.map(lambda _: started.wait(), range(threads)))
-        torch.set_num_threads(threads)
-        _WORKERS[key] = pool
-    return _WORKERS[key]
-
-
-def for_each_chunk(work: Callable[[slice], None], chunks: List[slice], device: torch.device) -> None:
-    """Run ``work`` on every chunk; on CPU, chunks run in parallel on single-threaded workers.
-
-    The tap loop is hundreds of short elementwise ops. Splitting each op across OpenMP threads puts
-    a barrier after every one of them, and on a busy machine a barrier waits for the preempted
-    thread; whole chunks per thread have no barriers and keep each chunk in one core's cache. The
-    chunks are disjoint, so the result does not depend on the schedule.
-    """
-    threads = torch.get_num_threads()
-    if device.type != 'cpu' or threads == 1 or len(chunks) == 1:
-        for chunk in chunks:
-            work(chunk)
-        return
-
-    def run(chunk: slice) -> None:
-        with torch.no_grad():
-            work(chunk)
-
-    list(_cpu_workers(threads).map(run, chunks))
 
 
 def _kernel_planes(kernel: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -437,18 +388,6 @@ class ConvNormAct(nn.Sequential):
         for module in list(self.children())[1:]:
             x = module(x)
         return x
-
-
-def check_positive_odd(name: str, value: int) -> None:
-    """Raise a ValueError unless ``value`` is a positive odd integer."""
-    if not isinstance(value, int) or value < 1 or value % 2 == 0:
-        raise ValueError(f'{name} must be a positive odd integer, got {value!r}.')
-
-
-def check_positive(name: str, value: int) -> None:
-    """Raise a ValueError unless ``value`` is a positive integer."""
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name} must be a positive integer, got {value!r}.')
 
 
 class Involution(nn.Module):

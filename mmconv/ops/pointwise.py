@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from .flop_handles import register_aten_flop_handle, value_shape
+from .flop_handles import register_op_flop_handle, value_shape
 
 __all__ = ['add_pointwise_input_grad', 'batched_pointwise', 'pointwise_conv', 'pointwise_weight_grad',
            'strided_pixels']
@@ -60,7 +60,7 @@ def add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor,
     sub += batched_pointwise(weight.flatten(1).t(), grad_pixels).view(sub.shape)
 
 
-@register_aten_flop_handle('baddbmm')
+@register_op_flop_handle('aten::baddbmm')
 def baddbmm_flops(inputs, outputs) -> int:
     """B·M·N·K for ``baddbmm(input, batch1 (B×M×K), batch2 (B×K×N))``; the added input is free."""
     return math.prod(value_shape(outputs[0])) * value_shape(inputs[1])[-1]

@@ -54,7 +54,7 @@ Implementations (``impl``):
   ``'joint'`` also keeps Y2). The 1×1 convs are batched matmuls (no oneDNN layout reorders), the
   gates use 0/1 float masks instead of ``torch.where``, and the fuse is one in-place
   Z = Y2 + β1·(Y1 − Y2). Every step is per image (GroupNorm and the fuse pools included), so on CPU
-  both Functions walk the batch in chunks of about 2 MiB per map (:mod:`mmconv.ops.cache_chunks`):
+  both Functions walk the batch in chunks of about 2 MiB per map (:mod:`mmconv.ops.cpu_chunks`):
   the dozen elementwise passes of the gate and the fuse then run in the caches instead of streaming
   the whole batch from memory each time (measured on a 2-core EPYC, B=8, C=64, 56², against the
   whole-batch passes in interleaved runs: 6-15 % less time for the layer). Results agree with the reference to rounding (fp64: ~1e-15), whatever the
@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .cache_chunks import chunks_of
+from .cpu_chunks import chunks_of
 from .flop_handles import register_flop_handle, value_shape
 from .pointwise import (add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad,
                         strided_pixels)
@@ -282,7 +282,7 @@ class SRUSqueezeFunction(torch.autograd.Function):
     """SRU followed by the CRU squeeze convs: X → S. Saves X only; backward recomputes the gate.
 
     The gate math runs in fp32 (fp64 for fp64 inputs); the squeeze runs in the squeeze weights' dtype.
-    Both passes walk the batch in image chunks (:func:`~mmconv.ops.cache_chunks.chunks_of`): every
+    Both passes walk the batch in image chunks (:func:`~mmconv.ops.cpu_chunks.chunks_of`): every
     step is per image (GroupNorm included), and a dozen elementwise passes over a chunk that stays
     in the CPU caches cost a fraction of passes over the whole batch. Results do not depend on the
     chunking.

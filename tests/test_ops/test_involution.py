@@ -83,18 +83,18 @@ def test_memory_matches_reference_fp32(stride, size):
 @pytest.mark.parametrize('stride', [1, 2])
 def test_memory_path_chunks_in_parallel(monkeypatch, stride):
     """The CPU tap loop walks (batch, group) pairs in balanced chunks, on worker threads."""
-    from mmconv.ops import cache_chunks
+    from mmconv.ops import cpu_chunks
     torch.manual_seed(0)
     x, kernel = random_pair(5, 8, 2, (7, 6), 5, stride, 1)
     unit_bytes = 2 * 4 * 7 * 6 * 8  # input and output of one (batch, group) pair, fp64
-    monkeypatch.setattr(cache_chunks, 'CPU_CHUNK_BYTES', 3 * unit_bytes)
+    monkeypatch.setattr(cpu_chunks, 'CPU_CHUNK_BYTES', 3 * unit_bytes)
     threads = torch.get_num_threads()
-    sizes = [c.stop - c.start for c in cache_chunks.chunks_of(10, unit_bytes, x.device)]
+    sizes = [c.stop - c.start for c in cpu_chunks.chunks_of(10, unit_bytes, x.device)]
     assert sum(sizes) == 10 and max(sizes) <= 3 and max(sizes) - min(sizes) <= 1
     assert len(sizes) % min(threads, 10) == 0
-    monkeypatch.setattr(cache_chunks, 'CPU_CHUNK_BYTES', 100 * unit_bytes)
-    assert len(cache_chunks.chunks_of(10, unit_bytes, x.device)) == min(10, threads)
-    monkeypatch.setattr(cache_chunks, 'CPU_CHUNK_BYTES', 3 * unit_bytes)
+    monkeypatch.setattr(cpu_chunks, 'CPU_CHUNK_BYTES', 100 * unit_bytes)
+    assert len(cpu_chunks.chunks_of(10, unit_bytes, x.device)) == min(10, threads)
+    monkeypatch.setattr(cpu_chunks, 'CPU_CHUNK_BYTES', 3 * unit_bytes)
     grad = torch.randn(5, 8, -(-7 // stride), -(-6 // stride), dtype=torch.float64)
     results = {}
     before = torch.get_num_threads()
@@ -111,9 +111,9 @@ def test_memory_path_chunks_in_parallel(monkeypatch, stride):
 
 
 def test_worker_threads_leave_the_thread_setting_alone():
-    from mmconv.ops import involution
+    from mmconv.ops import cpu_chunks
     before = torch.get_num_threads()
-    pool = involution._cpu_workers(2)
+    pool = cpu_chunks._cpu_workers(2)
     assert torch.get_num_threads() == before
     assert list(pool.map(lambda _: torch.get_num_threads(), range(4))) == [1] * 4
 

@@ -15,7 +15,7 @@ from mmdet.registry import MODELS
 from mmengine.model import ModuleList
 from torch import nn
 
-from mmconv.ops.involution import check_positive_odd
+from mmconv.ops.validation import check_positive_odd
 
 __all__ = ['OperatorFCNMaskHead', 'InvolutionFCNMaskHead']
 

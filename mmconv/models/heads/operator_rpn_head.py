@@ -14,7 +14,7 @@ from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
 from torch import nn
 
-from mmconv.ops.involution import check_positive_odd
+from mmconv.ops.validation import check_positive_odd
 
 __all__ = ['OperatorRPNHead', 'InvolutionRPNHead']
 

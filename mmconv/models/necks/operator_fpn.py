@@ -22,7 +22,7 @@ from mmcv.cnn import ConvModule
 from mmdet.models.necks import FPN
 from mmengine.registry import MODELS
 
-from mmconv.ops.involution import check_positive_odd
+from mmconv.ops.validation import check_positive_odd
 
 __all__ = ['OperatorFPN', 'InvolutionFPN', 'CVolutionFPN']
 

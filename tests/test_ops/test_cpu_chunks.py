@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-from mmconv.ops import SCConv, cache_chunks
-from mmconv.ops.cache_chunks import chunks_of
+from mmconv.ops import SCConv, cpu_chunks
+from mmconv.ops.cpu_chunks import chunks_of
 
 
 @pytest.mark.parametrize('units', [0, 1, 5, 8])
 @pytest.mark.parametrize('per_chunk', [1, 2, 3, 100])
 def test_chunks_cover_every_unit_once(monkeypatch, units, per_chunk):
-    monkeypatch.setattr(cache_chunks, 'CPU_CHUNK_BYTES', per_chunk * 10)
+    monkeypatch.setattr(cpu_chunks, 'CPU_CHUNK_BYTES', per_chunk * 10)
     parts = chunks_of(units, 10, torch.device('cpu'))
     sizes = [part.stop - part.start for part in parts]
     assert all(size >= 1 for size in sizes) and sum(sizes) == units
@@ -36,7 +36,7 @@ def test_one_image_chunks_match_reference(monkeypatch, make):
     torch.manual_seed(0)
     module = make().double()
     x = torch.randn(5, module.in_channels, 9, 7, dtype=torch.float64, requires_grad=True)
-    monkeypatch.setattr(cache_chunks, 'CPU_CHUNK_BYTES', 1)
+    monkeypatch.setattr(cpu_chunks, 'CPU_CHUNK_BYTES', 1)
     assert len(chunks_of(5, 8, x.device)) == 5
     fast = run(module, x, 'fast', seed=3)
     reference = run(module, x, 'reference', seed=3)
@@ -56,7 +56,7 @@ def test_bf16_chunks_match_one_chunk(monkeypatch, gate):
     x = torch.randn(5, 8, 9, 7, dtype=torch.bfloat16, requires_grad=True)
     results = []
     for chunk_bytes in (1, 2**40):
-        monkeypatch.setattr(cache_chunks, 'CPU_CHUNK_BYTES', chunk_bytes)
+        monkeypatch.setattr(cpu_chunks, 'CPU_CHUNK_BYTES', chunk_bytes)
         results.append(run(module, x, 'fast', seed=4))
     for chunked, whole in zip(*results):
         if whole is None:
