@@ -47,20 +47,24 @@ def assert_compiled_matches_eager(module: nn.Module, inputs: Sequence[torch.Tens
     """``torch.compile(fullgraph=True, dynamic=True)`` gives eager's outputs and gradients on each input.
 
     ``module`` should be in eval mode or free of randomness and running statistics (a compiled and an
-    eager copy are both run), and ``inputs`` of different sizes: both must run in one compiled frame.
+    eager copy are both run), and ``inputs`` of different sizes, none of them 0 or 1 in any dimension
+    of any intermediate map and not square (Dynamo specialises on sizes 0 and 1 and on equal sizes):
+    the later sizes must reuse what the first compiled.
     """
     from torch._dynamo.testing import CompileCounterWithBackend
     torch._dynamo.reset()
     eager, compiled_module = module, copy.deepcopy(module)
     counter = CompileCounterWithBackend('aot_eager')
     compiled = torch.compile(compiled_module, fullgraph=True, dynamic=True, backend=counter)
+    frames_after_first = None
     for x in inputs:
         want = outputs_and_grads(eager, x)
         got = outputs_and_grads(compiled, x)
         for name, g, w in zip(['output', 'grad x', *(n for n, _ in module.named_parameters())], got, want):
             assert g.shape == w.shape, f'{name}: {tuple(g.shape)} != {tuple(w.shape)}'
             assert _relative_error(g, w) <= rtol, f'{name}: relative error {_relative_error(g, w):.2e}'
-    assert counter.frame_count == 1, f'{counter.frame_count} compiled frames for {len(inputs)} input sizes'
+        frames_after_first = frames_after_first or counter.frame_count
+    assert counter.frame_count == frames_after_first, 'another input size compiled again'
 
 
 def assert_onnx_matches_eager(module: nn.Module, inputs: Sequence[torch.Tensor], path, rtol: float = 1e-4) -> None:
