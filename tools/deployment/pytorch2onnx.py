@@ -104,6 +104,12 @@ def export_classifier(model: nn.Module, out_file: str, shape: Tuple[int, int], d
     return errors
 
 
+def fail(message: str) -> None:
+    """Print ``message`` as the tool's one-line error and exit with status 2, as argparse does."""
+    print(f'pytorch2onnx.py: error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description='Export a classifier to ONNX and check it with '
                                      'onnxruntime.')
@@ -133,23 +139,23 @@ def main():
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as error:
-        sys.exit(f'pytorch2onnx.py: error: {error.name} is not installed; '
+        fail(f'{error.name} is not installed; '
                  f'pip install -r requirements/tests.txt.')
     from mmconv.analysis.inference import load_model
     from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
     if not osp.isdir(osp.dirname(osp.abspath(args.out_file))):
-        sys.exit(f'pytorch2onnx.py: error: the folder of {args.out_file} does not exist.')
+        fail(f'the folder of {args.out_file} does not exist.')
     try:
         model, _ = load_model(args.config, args.checkpoint, cfg_options=args.cfg_options)
     except (FileNotFoundError, UnsafeCheckpointError, CorruptCheckpointError) as error:
-        sys.exit(f'pytorch2onnx.py: error: {error}')
+        fail(str(error))
     except RuntimeError as error:  # mmengine's strict loading lists the keys that do not fit
-        sys.exit(f'pytorch2onnx.py: error: {args.checkpoint} does not fit the model of '
+        fail(f'{args.checkpoint} does not fit the model of '
                  f'{args.config}: {" ".join(str(error).split())}')
     try:
         errors = export_classifier(model, args.out_file, tuple(args.shape), args.dynamic, args.opset)
     except ValueError as error:
-        sys.exit(f'pytorch2onnx.py: error: {error}')
+        fail(str(error))
     for shape, error in errors:
         print(f'onnxruntime vs PyTorch on input {shape}: max error {error:.2e} (relative to the '
               f'largest logit)')
