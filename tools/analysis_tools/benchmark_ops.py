@@ -129,19 +129,30 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(case: Case, shape, device: torch.device, repeat: int):
-    """Median seconds and memory bytes of the conv, fast, reference (and floor) steps, interleaved."""
+def compiled(factory: Factory) -> Factory:
+    """``factory``'s module under ``torch.compile`` (Inductor)."""
+    return lambda channels: torch.compile(factory(channels))
+
+
+def measure(case: Case, shape, device: torch.device, repeat: int, with_compiled: bool = False):
+    """Path names, median seconds and memory bytes of the conv, fast, reference (floor, compiled
+    fast path) steps, interleaved; the first step of each path (compilation) is not timed."""
     channels = shape[1]
     x = torch.randn(*shape, device=device, requires_grad=True)
-    factories = [conv3x3, case.fast, case.reference] + ([case.floor] if case.floor else [])
-    steps = [Step(factory(channels).to(device), x) for factory in factories]
+    paths = [('conv3x3', conv3x3), ('fast', case.fast), ('reference', case.reference)]
+    if case.floor:
+        paths.append(('floor', case.floor))
+    if with_compiled:
+        paths.append(('compiled', compiled(case.fast)))
+    steps = [Step(factory(channels).to(device), x) for _, factory in paths]
     for step in steps:  # warm-up: allocator, kernel compilation, autotuning caches
         step.run()
     times = [[] for _ in steps]
     for _ in range(repeat):
         for step, samples in zip(steps, times):
             samples.append(step.seconds())
-    return [statistics.median(t) for t in times], [step.memory_bytes() for step in steps]
+    return ([name for name, _ in paths], [statistics.median(t) for t in times],
+            [step.memory_bytes() for step in steps])
 
 
 def parse_args():
@@ -152,6 +163,9 @@ def parse_args():
     parser.add_argument('--shape', type=int, nargs=4, metavar=('B', 'C', 'H', 'W'),
                         help='input shape for every case instead of the listed ones')
     parser.add_argument('--threads', type=int, help='CPU intra-op threads (default: torch\'s)')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time the fast path under torch.compile (Inductor); its ×ref '
+                        'columns are then to the eager fast path')
     return parser.parse_args()
 
 
@@ -179,10 +193,12 @@ def main():
     print('-' * len(header))
     for case in cases:
         shape = case.shape
-        seconds, memory = measure(case, shape, device, args.repeat)
+        paths, seconds, memory = measure(case, shape, device, args.repeat, args.compile)
         shape_text = '×'.join(map(str, shape))
-        for path, sec, mem in zip(('conv3x3', 'fast', 'reference', 'floor'), seconds, memory):
-            against_ref = (f' {sec / seconds[2]:>9.3f} {mem / memory[2]:>8.3f}' if path == 'fast' else '')
+        for path, sec, mem in zip(paths, seconds, memory):
+            against = dict(fast=2, compiled=1).get(path)  # the reference, or the eager fast path
+            against_ref = (f' {sec / seconds[against]:>9.3f} {mem / memory[against]:>8.3f}'
+                           if against is not None else '')
             print(f'{case.name:<17} {shape_text:<13} {path:<10} {sec * 1e3:>9.1f} {sec / seconds[0]:>7.2f}'
                   f' {mem / 2**20:>9.1f} {mem / memory[0]:>7.2f}{against_ref}')
 
