@@ -34,14 +34,14 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor,
                    bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Ungrouped, unstrided 1×1 conv of ``x`` (B×I×H×W) with ``weight`` (O×I×1×1) → B×O×H×W."""
     out = batched_pointwise(weight, x.flatten(2), bias)
-    return out.view(x.shape[0], -1, *x.shape[2:])
+    return out.view(x.shape[0], weight.shape[0], *x.shape[2:])
 
 
 def strided_pixels(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
     """B×C×P view (stride 1) or copy of the pixels a stride-``stride`` 1×1 conv reads."""
     if stride > 1:
         x = x[:, :, ::stride, ::stride]
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    return x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
 
 
 def pointwise_weight_grad(grad_pixels: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
@@ -53,7 +53,7 @@ def add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor,
                              grad_pixels: torch.Tensor, stride: int) -> None:
     """Add the input gradient of a stride-``stride`` 1×1 conv into contiguous ``grad_input``."""
     if stride == 1:
-        grad_input.view(grad_input.shape[0], grad_input.shape[1], -1).baddbmm_(
+        grad_input.flatten(2).baddbmm_(
             weight.flatten(1).t().expand(grad_pixels.shape[0], -1, -1), grad_pixels)
         return
     sub = grad_input[:, :, ::stride, ::stride]

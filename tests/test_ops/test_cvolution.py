@@ -4,7 +4,10 @@ import torch
 import torch.nn.functional as F
 
 from mmconv.ops import CVolution, Involution, involution_aggregate
-from mmconv.ops.cvolution import ChannelBranchMean
+from mmconv.ops.cvolution import channel_branch_mean
+
+from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
+                            assert_onnx_matches_eager, assert_second_order_refused)
 
 
 def released_formula(op, x):
@@ -61,13 +64,13 @@ def test_sigmoid_gate():
 
 
 @pytest.mark.parametrize('kernel_from', ['x', 'gated'])
-def test_memory_and_reference_paths_agree(kernel_from):
+def test_fast_and_reference_paths_agree(kernel_from):
     torch.manual_seed(0)
     op = CVolution(32, 7, stride=2, kernel_from=kernel_from, impl='reference').double()
     x = torch.randn(2, 32, 9, 10, dtype=torch.float64, requires_grad=True)
     ref = op(x)
     ref_grads = torch.autograd.grad(ref.square().sum(), [x, *op.parameters()])
-    op.impl = 'memory'
+    op.impl = 'fast'
     out = op(x)
     out_grads = torch.autograd.grad(out.square().sum(), [x, *op.parameters()])
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
@@ -75,21 +78,21 @@ def test_memory_and_reference_paths_agree(kernel_from):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
 
 
-def test_memory_path_fp32_within_1e5():
+def test_fast_path_fp32_within_1e5():
     torch.manual_seed(0)
     op = CVolution(32, 7, impl='reference')
     x = torch.randn(2, 32, 14, 14, requires_grad=True)
     ref = op(x)
     (ref_grad,) = torch.autograd.grad(ref.sum(), x)
-    op.impl = 'memory'
+    op.impl = 'fast'
     out = op(x)
     (grad,) = torch.autograd.grad(out.sum(), x)
     assert (out - ref).abs().max() <= 1e-5 and (grad - ref_grad).abs().max() <= 1e-5
 
 
-def test_gradcheck_memory_path():
+def test_gradcheck_fast_path():
     torch.manual_seed(0)
-    op = CVolution(4, 3, group_channels=2, cq_groups=2, impl='memory').double().eval()
+    op = CVolution(4, 3, group_channels=2, cq_groups=2, impl='fast').double().eval()
     x = torch.randn(1, 4, 5, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(op, (x,))
 
@@ -107,7 +110,7 @@ def test_flops_by_hand():
     pytest.importorskip('mmengine')
     from mmconv.analysis import get_model_complexity_info
     batch, channels, size, kernel_size = 2, 64, 14, 7
-    op = CVolution(channels, kernel_size, impl='memory').eval()
+    op = CVolution(channels, kernel_size, impl='fast').eval()
     x = torch.randn(batch, channels, size, size)
     flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
     pixels = batch * size * size
@@ -121,7 +124,7 @@ def test_flops_by_hand():
 
 def test_bf16_autocast_cpu():
     torch.manual_seed(0)
-    op = CVolution(32, 7, stride=2, impl='memory')
+    op = CVolution(32, 7, stride=2, impl='fast')
     x = torch.randn(2, 32, 15, 15, requires_grad=True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = op(x)
@@ -154,9 +157,60 @@ def test_channel_branch_mean_equals_conv_then_pool(size, cq_kernel, groups):
     x = torch.randn(2, 8, *size, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(8, 8 // groups, cq_kernel, cq_kernel, dtype=torch.float64, requires_grad=True)
     want = F.adaptive_avg_pool2d(F.conv2d(x, weight, padding=cq_kernel // 2, groups=groups), 1)
-    got = ChannelBranchMean.apply(x, weight, groups)
+    got = channel_branch_mean(x, weight, groups)
     torch.testing.assert_close(got, want)
     grad = torch.randn_like(want)
     for g, w in zip(torch.autograd.grad(got, (x, weight), grad), torch.autograd.grad(want, (x, weight), grad)):
         torch.testing.assert_close(g, w)
-    assert torch.autograd.gradcheck(lambda a, b: ChannelBranchMean.apply(a, b, groups), (x, weight))
+    assert torch.autograd.gradcheck(lambda a, b: channel_branch_mean(a, b, groups), (x, weight))
+
+
+def test_opcheck_channel_branch():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 7, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(8, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(torch.ops.mmconv.channel_branch_mean.default, (x, weight, 4))
+    grad = torch.randn(2, 8, 1, 1, dtype=torch.float64)
+    rect = torch.randn(2, 8, 3, 3, dtype=torch.float64)
+    torch.library.opcheck(torch.ops.mmconv.channel_branch_mean_backward.default,
+                          (grad, rect, weight.detach(), 4, 5, 7, torch.float64))
+
+
+def test_second_order_is_refused_in_one_sentence():
+    torch.manual_seed(0)
+    weight = torch.randn(8, 2, 3, 3, dtype=torch.float64)
+    assert_second_order_refused(lambda x, w: channel_branch_mean(x, w, 4),
+                                [torch.randn(2, 8, 5, 7, dtype=torch.float64), weight], 'C-volution')
+
+
+def test_reference_second_order_works():
+    """The way out the refusal names: impl='reference' differentiates twice."""
+    torch.manual_seed(0)
+    op = CVolution(16, 3, group_channels=8, cq_groups=4, impl='reference').double()
+    x = torch.randn(2, 16, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(op, (x,))
+
+
+def make_layer(kernel_from='x', stride=1):
+    torch.manual_seed(0)
+    return CVolution(16, 5, stride=stride, group_channels=8, cq_groups=4, kernel_from=kernel_from)
+
+
+@pytest.mark.parametrize('kernel_from,stride', [('x', 1), ('gated', 2)])
+def test_compiled_matches_eager(kernel_from, stride):
+    inputs = [torch.randn(2, 16, 10, 13), torch.randn(3, 16, 14, 11)]
+    assert_compiled_matches_eager(make_layer(kernel_from, stride).eval(), inputs)
+
+
+def test_onnx_export_matches_eager(tmp_path):
+    inputs = [torch.randn(2, 16, 10, 13), torch.randn(3, 16, 15, 9)]
+    assert_onnx_matches_eager(make_layer(), inputs, tmp_path / 'cvolution.onnx')
+
+
+def test_empty_batch():
+    assert_empty_batch(make_layer(), (16,), (9, 10))
+
+
+@pytest.mark.parametrize('kernel_from', ['x', 'gated'])
+def test_channels_last(kernel_from):
+    assert_channels_last(lambda: make_layer(kernel_from, 2), torch.randn(2, 16, 9, 10))

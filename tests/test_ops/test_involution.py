@@ -1,12 +1,17 @@
-"""Involution: reference (unfold) vs memory-light paths, geometry, arguments, memory, params, FLOPs."""
+"""Involution: reference (unfold) vs the registered ops, geometry, arguments, memory, params, FLOPs,
+and the ops under PyTorch's machinery (opcheck, compile, export, second order, layouts, empty batch)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mmconv.ops import Involution, involution_aggregate
-from mmconv.ops.involution import (correlate_taps, plan_taps, tap_windows, zero_outside_taps,
-                                   zero_wrapped_columns)
+from mmconv.ops.involution import ops as involution_ops
+from mmconv.ops.involution.tap_loop import (correlate_taps, plan_taps, tap_windows, zero_outside_taps,
+                                            zero_wrapped_columns)
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
+
+from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
+                             assert_onnx_matches_eager)
 
 
 def random_pair(batch, channels, groups, size, kernel_size, stride, dilation, dtype=torch.float64):
@@ -48,7 +53,7 @@ GEOMETRIES = [  # (size, kernel_size, stride, dilation)
 ]
 
 
-@pytest.mark.parametrize('impl', ['reference', 'memory'])
+@pytest.mark.parametrize('impl', ['reference', 'fast'])
 @pytest.mark.parametrize('size,kernel_size,stride,dilation', GEOMETRIES)
 def test_aggregate_matches_definition(impl, size, kernel_size, stride, dilation):
     torch.manual_seed(0)
@@ -59,19 +64,19 @@ def test_aggregate_matches_definition(impl, size, kernel_size, stride, dilation)
 
 
 @pytest.mark.parametrize('size,kernel_size,stride,dilation', GEOMETRIES)
-def test_memory_path_gradcheck(size, kernel_size, stride, dilation):
+def test_fast_path_gradcheck(size, kernel_size, stride, dilation):
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 2, size, kernel_size, stride, dilation)
     assert torch.autograd.gradcheck(
-        lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'memory'), (x, kernel))
+        lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'fast'), (x, kernel))
 
 
 @pytest.mark.parametrize('stride,size', [(1, (14, 14)), (2, (14, 14)), (2, (13, 15))])
-def test_memory_matches_reference_fp32(stride, size):
+def test_fast_matches_reference_fp32(stride, size):
     torch.manual_seed(0)
     x, kernel = random_pair(2, 32, 2, size, 7, stride, 1, dtype=torch.float32)
     ref = involution_aggregate(x, kernel, 7, stride, 1, 'reference')
-    out = involution_aggregate(x, kernel, 7, stride, 1, 'memory')
+    out = involution_aggregate(x, kernel, 7, stride, 1, 'fast')
     grad = torch.randn_like(ref)
     ref_grads = torch.autograd.grad(ref, (x, kernel), grad)
     out_grads = torch.autograd.grad(out, (x, kernel), grad)
@@ -81,7 +86,7 @@ def test_memory_matches_reference_fp32(stride, size):
 
 
 @pytest.mark.parametrize('stride', [1, 2])
-def test_memory_path_chunks_in_parallel(monkeypatch, stride):
+def test_fast_path_chunks_in_parallel(monkeypatch, stride):
     """The CPU tap loop walks (batch, group) pairs in balanced chunks, on worker threads."""
     from mmconv.ops import cpu_chunks
     torch.manual_seed(0)
@@ -100,7 +105,7 @@ def test_memory_path_chunks_in_parallel(monkeypatch, stride):
     before = torch.get_num_threads()
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        out = involution_aggregate(x, kernel, 5, stride, 1, 'memory')
+        out = involution_aggregate(x, kernel, 5, stride, 1, 'fast')
         results[threads] = (out, *torch.autograd.grad(out, (x, kernel), grad))
     torch.set_num_threads(before)
     ref = involution_aggregate(x, kernel, 5, stride, 1, 'reference')
@@ -118,21 +123,21 @@ def test_worker_threads_leave_the_thread_setting_alone():
     assert list(pool.map(lambda _: torch.get_num_threads(), range(4))) == [1] * 4
 
 
-def test_memory_path_partial_gradients():
+def test_fast_path_partial_gradients():
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 1, (5, 5), 3, 1, 1)
-    out = involution_aggregate(x.detach(), kernel, 3, impl='memory')
+    out = involution_aggregate(x.detach(), kernel, 3, impl='fast')
     (grad_kernel,) = torch.autograd.grad(out.sum(), kernel)
     ref = involution_aggregate(x.detach(), kernel, 3, impl='reference')
     torch.testing.assert_close(grad_kernel, torch.autograd.grad(ref.sum(), kernel)[0])
 
 
-def test_memory_path_output_takes_an_inplace_activation():
+def test_fast_path_output_takes_an_inplace_activation():
     """An inplace ReLU after the op (as in RedNet's heads) must not break backward."""
     torch.manual_seed(0)
     x, kernel = random_pair(2, 8, 2, (6, 7), 3, 1, 1)
     grads = []
-    for impl, activation in (('memory', torch.relu_), ('reference', torch.relu)):
+    for impl, activation in (('fast', torch.relu_), ('reference', torch.relu)):
         out = activation(involution_aggregate(x, kernel, 3, impl=impl))
         grads.append(torch.autograd.grad(out.sum(), (x, kernel)))
     for got, want in zip(*grads):
@@ -154,22 +159,19 @@ def test_kernel_gradient_needs_no_zero_fill(size, kernel_size, stride, dilation)
                                        dtype=torch.float64), plan)
     correlate_taps(got, grad.reshape(units, 2, *plan.out_shape), x.detach().reshape(units, 2, *plan.in_shape),
                    plan)
-    got = zero_wrapped_columns(got.view_as(kernel), plan)
+    got = zero_wrapped_columns(got, plan).view_as(kernel)
     torch.testing.assert_close(got, want)
 
 
-def test_kernel_is_overwritten_only_when_allowed():
-    """By default the caller's kernel stays untouched; overwrite_kernel zeroes only padding reads."""
+def test_caller_kernel_stays_untouched():
+    """The tap loop zeroes the kernel entries whose flattened reads wrap in a copy, not in the input."""
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 1, (5, 6), 3, 1, 1)
     kernel = kernel.detach()
     before = kernel.clone()
     ref = involution_aggregate(x, kernel, 3, impl='reference')
-    torch.testing.assert_close(involution_aggregate(x, kernel, 3, impl='memory'), ref)
+    torch.testing.assert_close(involution_aggregate(x, kernel, 3, impl='fast'), ref)
     assert torch.equal(kernel, before)
-    torch.testing.assert_close(involution_aggregate(x, kernel, 3, impl='memory', overwrite_kernel=True), ref)
-    changed = kernel != before
-    assert changed.any() and torch.equal(kernel[changed], torch.zeros_like(kernel[changed]))
 
 
 def test_tap_windows_cover_exactly_the_inside_reads():
@@ -195,7 +197,7 @@ def test_module_paths_agree_and_output_size(size, stride):
     ref = op(x)
     assert ref.shape == (2, 32, -(-size[0] // stride), -(-size[1] // stride))
     ref_grads = torch.autograd.grad(ref.square().sum(), [x, *op.parameters()])
-    op.impl = 'memory'
+    op.impl = 'fast'
     out = op(x)
     out_grads = torch.autograd.grad(out.square().sum(), [x, *op.parameters()])
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
@@ -232,7 +234,7 @@ def test_flops_by_hand():
     pytest.importorskip('mmengine')
     from mmconv.analysis import get_model_complexity_info
     batch, channels, size, kernel_size = 2, 64, 14, 7
-    op = Involution(channels, kernel_size, impl='memory').eval()
+    op = Involution(channels, kernel_size, impl='fast').eval()
     x = torch.randn(batch, channels, size, size)
     flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
     pixels = batch * size * size
@@ -248,7 +250,7 @@ def test_flops_by_hand():
 def test_flops_with_stride():
     pytest.importorskip('mmengine')
     from mmconv.analysis import get_model_complexity_info
-    op = Involution(32, 3, stride=2, impl='memory').eval()
+    op = Involution(32, 3, stride=2, impl='fast').eval()
     x = torch.randn(1, 32, 9, 9)
     flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
     pixels = 5 * 5  # ceil(9 / 2)²; the average pool is not counted by mmengine
@@ -256,10 +258,10 @@ def test_flops_with_stride():
 
 
 
-def test_memory_path_saves_only_input_and_kernel():
+def test_fast_path_saves_only_input_and_kernel():
     torch.manual_seed(0)
     x, kernel = random_pair(2, 32, 2, (16, 16), 7, 1, 1, dtype=torch.float32)
-    memory = saved_bytes(lambda: involution_aggregate(x, kernel, 7, impl='memory'))
+    memory = saved_bytes(lambda: involution_aggregate(x, kernel, 7, impl='fast'))
     reference = saved_bytes(lambda: involution_aggregate(x, kernel, 7, impl='reference'))
     input_and_kernel = (x.numel() + kernel.numel()) * 4
     assert memory == input_and_kernel
@@ -269,14 +271,14 @@ def test_memory_path_saves_only_input_and_kernel():
 def test_module_memory_far_below_reference():
     torch.manual_seed(0)
     x = torch.randn(2, 64, 16, 16, requires_grad=True)
-    memory = saved_bytes(lambda: Involution(64, 7, impl='memory')(x))
+    memory = saved_bytes(lambda: Involution(64, 7, impl='fast')(x))
     reference = saved_bytes(lambda: Involution(64, 7, impl='reference')(x))
     assert memory < 0.15 * reference
 
 
 def test_bf16_autocast_cpu():
     torch.manual_seed(0)
-    op = Involution(32, 7, stride=2, impl='memory')
+    op = Involution(32, 7, stride=2, impl='fast')
     x = torch.randn(2, 32, 15, 15, requires_grad=True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = op(x)
@@ -293,7 +295,7 @@ def test_bf16_autocast_cpu():
 def test_half_precision_inputs_accumulate_in_fp32():
     torch.manual_seed(0)
     x, kernel = random_pair(1, 16, 1, (8, 8), 7, 1, 1, dtype=torch.bfloat16)
-    out = involution_aggregate(x, kernel, 7, impl='memory')
+    out = involution_aggregate(x, kernel, 7, impl='fast')
     out.float().sum().backward()
     assert out.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16
     assert kernel.grad.dtype == torch.bfloat16
@@ -325,10 +327,82 @@ def test_aggregate_rejects_mismatched_kernel():
     with pytest.raises(ValueError, match='kernel'):
         involution_aggregate(x, torch.randn(1, 3, 49, 8, 8), 7)
     with pytest.raises(ValueError, match='impl'):
-        involution_aggregate(x, torch.randn(1, 1, 49, 8, 8), 7, impl='fast')
+        involution_aggregate(x, torch.randn(1, 1, 49, 8, 8), 7, impl='memory')
 
 
-def test_auto_uses_memory_path_on_cpu():
+def test_auto_uses_the_registered_op():
     x = torch.randn(1, 16, 6, 6, requires_grad=True)
     out = Involution(16, 3, impl='auto')(x)
-    assert type(out.grad_fn).__name__ == 'InvolutionTapLoopFunctionBackward'
+    assert 'mmconv_involution_aggregate' in type(out.grad_fn).__name__
+
+
+OPCHECK_GEOMETRIES = [((5, 6), 3, 1, 1), ((7, 5), 3, 2, 1), ((5, 6), 5, 1, 2)]
+
+
+@pytest.mark.parametrize('size,kernel_size,stride,dilation', OPCHECK_GEOMETRIES)
+def test_opcheck(size, kernel_size, stride, dilation):
+    """Schema, fake kernels (also under symbolic sizes) and autograd registration of all three ops."""
+    torch.manual_seed(0)
+    x, kernel = random_pair(2, 4, 2, size, kernel_size, stride, dilation)
+    geometry = (kernel_size, stride, dilation)
+    grad = torch.randn(2, 4, *kernel.shape[3:], dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(torch.ops.mmconv.involution_aggregate.default, (x, kernel, *geometry))
+    torch.library.opcheck(torch.ops.mmconv.involution_grad_input.default, (grad, kernel, *geometry, *size))
+    torch.library.opcheck(torch.ops.mmconv.involution_grad_kernel.default, (grad, x, *geometry, 2))
+
+
+@pytest.mark.parametrize('size,kernel_size,stride,dilation', [((5, 6), 3, 1, 1), ((7, 5), 3, 2, 1),
+                                                               ((4, 5), 3, 1, 2)])
+def test_second_order_is_exact(size, kernel_size, stride, dilation):
+    """The gradient ops differentiate into each other, so double backward is exact, not refused."""
+    torch.manual_seed(0)
+    x, kernel = random_pair(1, 4, 2, size, kernel_size, stride, dilation)
+    assert torch.autograd.gradgradcheck(
+        lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'fast'), (x, kernel))
+
+
+def test_module_second_order_matches_reference():
+    """A gradient penalty through a whole layer: the issue's 19-28 % error is gone."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 7, 9, dtype=torch.float64)
+    results = {}
+    for impl in ('fast', 'reference'):
+        torch.manual_seed(1)
+        op = Involution(16, 5, stride=2, impl=impl).double()
+        inputs = x.clone().requires_grad_(True)
+        (grad_x,) = torch.autograd.grad(op(inputs).square().sum(), inputs, create_graph=True)
+        grad_x.square().sum().backward()
+        results[impl] = [inputs.grad] + [p.grad for p in op.parameters()]
+    for got, want in zip(results['fast'], results['reference']):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+def make_layer(stride=2):
+    torch.manual_seed(0)
+    return Involution(16, 5, stride=stride, group_channels=8)
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_compiled_matches_eager(stride):
+    inputs = [torch.randn(2, 16, 10, 13), torch.randn(3, 16, 14, 11)]
+    assert_compiled_matches_eager(make_layer(stride).eval(), inputs)
+
+
+def test_onnx_export_matches_eager(tmp_path):
+    inputs = [torch.randn(2, 16, 10, 13), torch.randn(3, 16, 15, 9)]
+    assert_onnx_matches_eager(make_layer(), inputs, tmp_path / 'involution.onnx')
+
+
+def test_empty_batch():
+    assert_empty_batch(make_layer(), (16,), (9, 10))
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_channels_last(stride):
+    assert_channels_last(lambda: make_layer(stride), torch.randn(2, 16, 9, 10))
+
+
+def test_flop_handle_counts_the_registered_op():
+    assert involution_ops.aggregation_flops.__name__ == 'aggregation_flops'
+    from mmconv.ops.flop_handles import FLOP_HANDLES
+    assert FLOP_HANDLES['mmconv::involution_aggregate'] is involution_ops.aggregation_flops

@@ -31,8 +31,8 @@ class RedNet(OperatorResNet):
         kernel_size (int): Kernel of the block involutions. Defaults to 7.
         reduction_ratio (int): Kernel-generator reduction r. Defaults to 4.
         group_channels (int): Channels sharing one involution kernel. Defaults to 16.
-        impl (str): Involution aggregation implementation (``'auto'``, ``'memory'``,
-            ``'reference'``, ``'triton'``). Defaults to ``'auto'``.
+        impl (str): Involution aggregation implementation (``'auto'``, ``'fast'``,
+            ``'reference'``; see :mod:`mmconv.ops.validation`). Defaults to ``'auto'``.
         op_kwargs (dict, optional): Further operator arguments, for the stem and every block.
         **kwargs: :class:`OperatorResNet` arguments (``out_indices``, ``frozen_stages``,
             ``norm_eval``, ``with_cp``, ``norm_cfg``, ``init_cfg``...). The default init is the

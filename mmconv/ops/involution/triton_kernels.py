@@ -13,7 +13,7 @@ accumulates in fp64), and stored in the dtype of the tensor they stand for. Offs
 (batch, group) planes are int64 so tensors beyond 2³¹ elements index correctly; offsets inside a
 plane stay int32.
 
-This module imports triton; :mod:`mmconv.ops.involution` imports it only when the Triton path runs.
+This module imports triton; :mod:`.ops` imports it only when a CUDA tensor reaches the registered ops.
 Setting ``TRITON_INTERPRET=1`` before this module is imported runs the kernels on CPU tensors with
 Triton's interpreter (used by the tests).
 """
@@ -22,9 +22,8 @@ import os
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
 
-__all__ = ['InvolutionTritonFunction', 'involution_triton_forward', 'involution_triton_backward']
+__all__ = ['triton_aggregate', 'triton_grad_input', 'triton_grad_kernel']
 
 
 @triton.jit
@@ -171,16 +170,17 @@ def _check_device(*tensors: torch.Tensor) -> None:
         raise RuntimeError('The Triton involution path needs CUDA tensors (or TRITON_INTERPRET=1 on CPU).')
 
 
-def involution_triton_forward(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
-                              dilation: int) -> torch.Tensor:
+def triton_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
+                     dilation: int) -> torch.Tensor:
     """Aggregation forward: B×C×H×W and B×G×K²×H'×W' → B×C×H'×W' (promoted dtype)."""
     _check_device(x, kernel)
-    x = x.contiguous()
-    kernel = kernel.contiguous()
+    x, kernel = x.contiguous(), kernel.contiguous()
     batch, channels, height, width = x.shape
     _, groups, _, out_h, out_w = kernel.shape
     out_dtype = torch.promote_types(x.dtype, kernel.dtype)
     out = torch.empty((batch, channels, out_h, out_w), dtype=out_dtype, device=x.device)
+    if out.numel() == 0:
+        return out
     group_channels = channels // groups
     block_c, block_p = _launch_config(group_channels, out_h * out_w)
     grid = (batch * groups, triton.cdiv(out_h * out_w, block_p))
@@ -190,52 +190,40 @@ def involution_triton_forward(x: torch.Tensor, kernel: torch.Tensor, kernel_size
     return out
 
 
-def involution_triton_backward(grad_out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor,
-                               kernel_size: int, stride: int, dilation: int, need_x: bool = True,
-                               need_kernel: bool = True):
-    """Gradients w.r.t. ``x`` and ``kernel`` (each None when not needed), in their own dtypes."""
-    _check_device(grad_out, x, kernel)
-    grad_out = grad_out.contiguous()
-    x = x.contiguous()
-    kernel = kernel.contiguous()
-    batch, channels, height, width = x.shape
-    _, groups, _, out_h, out_w = kernel.shape
+def triton_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
+                      dilation: int, height: int, width: int) -> torch.Tensor:
+    """∂x (B×C×H×W, promoted dtype of ``grad_out`` and ``kernel``)."""
+    _check_device(grad_out, kernel)
+    grad_out, kernel = grad_out.contiguous(), kernel.contiguous()
+    batch, channels, out_h, out_w = grad_out.shape
+    groups = kernel.shape[1]
+    dtype = torch.promote_types(grad_out.dtype, kernel.dtype)
+    grad_x = torch.empty((batch, channels, height, width), dtype=dtype, device=grad_out.device)
+    if grad_x.numel() == 0:
+        return grad_x
     group_channels = channels // groups
-    acc_dtype = _accumulation_dtype(torch.promote_types(x.dtype, kernel.dtype))
-    geometry = (group_channels, kernel_size, stride, dilation, acc_dtype)
-    grad_x = grad_kernel = None
-    if need_x:
-        grad_x = torch.empty_like(x)
-        block_c, block_p = _launch_config(group_channels, height * width)
-        grid = (batch * groups, triton.cdiv(height * width, block_p))
-        _involution_grad_x_kernel[grid](grad_out, kernel, grad_x, height, width, out_h, out_w,
-                                        *geometry, block_c, block_p)
-    if need_kernel:
-        grad_kernel = torch.empty_like(kernel)
-        block_c, block_p = _launch_config(group_channels, out_h * out_w)
-        grid = (batch * groups, triton.cdiv(out_h * out_w, block_p))
-        _involution_grad_kernel_kernel[grid](grad_out, x, grad_kernel, height, width, out_h, out_w,
-                                             *geometry, block_c, block_p)
-    return grad_x, grad_kernel
+    block_c, block_p = _launch_config(group_channels, height * width)
+    grid = (batch * groups, triton.cdiv(height * width, block_p))
+    _involution_grad_x_kernel[grid](grad_out, kernel, grad_x, height, width, out_h, out_w, group_channels,
+                                    kernel_size, stride, dilation, _accumulation_dtype(dtype), block_c, block_p)
+    return grad_x
 
 
-class InvolutionTritonFunction(torch.autograd.Function):
-    """Fused involution aggregation; saves only ``x`` and the kernel. Autocast-aware on CUDA."""
-
-    @staticmethod
-    @torch.amp.custom_fwd(device_type='cuda')
-    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
-                dilation: int) -> torch.Tensor:
-        ctx.save_for_backward(x, kernel)
-        ctx.geometry = (kernel_size, stride, dilation)
-        return involution_triton_forward(x, kernel, kernel_size, stride, dilation)
-
-    @staticmethod
-    @once_differentiable
-    @torch.amp.custom_bwd(device_type='cuda')
-    def backward(ctx, grad_out: torch.Tensor):
-        x, kernel = ctx.saved_tensors
-        grad_x, grad_kernel = involution_triton_backward(grad_out, x, kernel, *ctx.geometry,
-                                                         need_x=ctx.needs_input_grad[0],
-                                                         need_kernel=ctx.needs_input_grad[1])
-        return grad_x, grad_kernel, None, None, None
+def triton_grad_kernel(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int,
+                       dilation: int, groups: int) -> torch.Tensor:
+    """∂kernel (B×G×K²×H'×W', promoted dtype of ``grad_out`` and ``x``)."""
+    _check_device(grad_out, x)
+    grad_out, x = grad_out.contiguous(), x.contiguous()
+    batch, channels, height, width = x.shape
+    out_h, out_w = grad_out.shape[2:]
+    dtype = torch.promote_types(grad_out.dtype, x.dtype)
+    grad_kernel = torch.empty((batch, groups, kernel_size ** 2, out_h, out_w), dtype=dtype, device=x.device)
+    if grad_kernel.numel() == 0:
+        return grad_kernel
+    group_channels = channels // groups
+    block_c, block_p = _launch_config(group_channels, out_h * out_w)
+    grid = (batch * groups, triton.cdiv(out_h * out_w, block_p))
+    _involution_grad_kernel_kernel[grid](grad_out, x, grad_kernel, height, width, out_h, out_w, group_channels,
+                                         kernel_size, stride, dilation, _accumulation_dtype(dtype),
+                                         block_c, block_p)
+    return grad_kernel
