@@ -81,7 +81,8 @@ def export_classifier(model: nn.Module, out_file: str, shape: Tuple[int, int], d
             with torch.no_grad():
                 torch.onnx.export(wrapped, (inputs[0],), staged, opset_version=opset, dynamo=True,
                                   dynamic_shapes=dynamic_shapes, input_names=['input'],
-                                  output_names=['logits'], verbose=False)
+                                  output_names=['logits'], verbose=False,
+                                  external_data=False)  # one file, moved into place whole
         except torch.onnx.errors.OnnxExporterError as error:
             cause = error.__cause__ or error
             raise ValueError(f'PyTorch could not export the model ({type(cause).__name__}: '
