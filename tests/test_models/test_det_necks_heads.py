@@ -138,10 +138,9 @@ def test_involution_mask_head_forward_backward_and_init():
         InvolutionFCNMaskHead(in_channels=32, conv_out_channels=64)
 
 
-@pytest.mark.parametrize('backbone, neck', [('RedNet', 'InvolutionFPN'), ('CedNet', 'CVolutionFPN')])
-def test_mask_rcnn_with_operator_neck_and_heads_trains_one_step(backbone, neck):
-    from mmdet.testing import demo_mm_inputs
-    model = MODELS.build(ConfigDict(
+def narrow_mask_rcnn(backbone, neck):
+    """A narrow Mask R-CNN with the operator neck, the involution RPN head and mask head."""
+    return MODELS.build(ConfigDict(
         type='MaskRCNN',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
@@ -195,6 +194,12 @@ def test_mask_rcnn_with_operator_neck_and_heads_trains_one_step(backbone, neck):
                      min_bbox_size=0),
             rcnn=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
                       max_per_img=20, mask_thr_binary=0.5))))
+
+
+@pytest.mark.parametrize('backbone, neck', [('RedNet', 'InvolutionFPN'), ('CedNet', 'CVolutionFPN')])
+def test_mask_rcnn_with_operator_neck_and_heads_trains_one_step(backbone, neck):
+    from mmdet.testing import demo_mm_inputs
+    model = narrow_mask_rcnn(backbone, neck)
     model.init_weights()
     packed = demo_mm_inputs(2, [[3, 64, 64], [3, 61, 50]], num_classes=2, with_mask=True)
     data = model.data_preprocessor(packed, True)
@@ -224,3 +229,21 @@ def test_mmconv_models_import_without_mmdet():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             cwd=mmconv.models.__path__[0] + '/../..')
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_mask_rcnn_trains_on_images_without_boxes():
+    """No ground truth: the mask head sees an empty batch of RoIs, as mmdet's FCNMaskHead does."""
+    from mmdet.testing import demo_mm_inputs
+    torch.manual_seed(0)
+    model = narrow_mask_rcnn('RedNet', 'InvolutionFPN')
+    model.init_weights()
+    packed = demo_mm_inputs(2, [[3, 64, 64], [3, 61, 50]], num_items=[0, 0], num_classes=2, with_mask=True)
+    losses = model(**model.data_preprocessor(packed, True), mode='loss')
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items()
+                if 'loss' in k)
+    assert torch.isfinite(total) and losses['loss_mask'].item() == 0
+    total.backward()
+    mask_grads = [m.conv.conv2.conv.weight.grad for m in model.roi_head.mask_head.convs]
+    assert all(g is None or not g.any() for g in mask_grads)
+    assert model.rpn_head.rpn_conv.conv2.conv.weight.grad.abs().sum() > 0  # negatives still train
+
