@@ -75,8 +75,8 @@ def test_cvolution_fpn_uses_four_channel_groups_and_output_op_cfg_overrides():
         OperatorFPN([32, 64], 32, num_outs=2, output_kernel_size=4)
 
 
-def test_neck_init_is_xavier_uniform_on_every_conv_including_the_operators():
-    neck = InvolutionFPN([32, 64], 32, num_outs=2)
+def test_official_neck_init_is_xavier_uniform_on_every_conv_including_the_operators():
+    neck = InvolutionFPN([32, 64], 32, num_outs=2, op_init='official')
     neck.init_weights()
     for name, module in neck.named_modules():
         if isinstance(module, torch.nn.Conv2d):
@@ -123,7 +123,7 @@ def test_involution_rpn_head_forward_and_init():
 
 def test_involution_mask_head_forward_backward_and_init():
     head = InvolutionFCNMaskHead(num_convs=2, in_channels=32, conv_out_channels=32,
-                                 num_classes=3)
+                                 num_classes=3, op_init='official')
     assert all(isinstance(m, ConvModule) and isinstance(m.conv, Involution) and m.with_activation
                and not m.with_norm for m in head.convs)
     head.init_weights()

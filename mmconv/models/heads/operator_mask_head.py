@@ -15,6 +15,7 @@ from mmdet.registry import MODELS
 from mmengine.model import ModuleList
 from torch import nn
 
+from mmconv.models.layers.operator_init import check_operator_init, init_involution_spans
 from mmconv.ops.validation import check_positive_odd
 
 __all__ = ['OperatorFCNMaskHead', 'InvolutionFCNMaskHead']
@@ -29,13 +30,18 @@ class OperatorFCNMaskHead(FCNMaskHead):
     ``conv_out_channels`` must equal ``in_channels``.
 
     Initialisation: Kaiming-normal (fan_out, ReLU gain, bias 0) on every ``nn.Conv2d`` inside the
-    operators, as the original's involution got from its ``ConvModule``s; the upsampling and
-    logits keep ``FCNMaskHead``'s own init. (``FCNMaskHead`` refuses an ``init_cfg``.)
+    operators, as the original's involution got from its ``ConvModule``s; then, by default, each
+    involution's span conv variance-preserving for the ReLU that follows
+    (:mod:`mmconv.models.layers.operator_init`). The upsampling and logits keep ``FCNMaskHead``'s
+    own init. (``FCNMaskHead`` refuses an ``init_cfg``.)
 
     Args:
         op_cfg (dict, optional): Conv-layer config of the operators; None takes the class default
             (``dict(type='Involution')`` here).
         op_kernel_size (int): Kernel size of the operators (odd). Defaults to 7.
+        op_init (str): ``'variance_preserving'`` (default) or ``'official'`` (the official code's
+            init; four stacked involutions then start with mask logits about 16× those of mmdet's
+            ``FCNMaskHead``).
         **kwargs: mmdet ``FCNMaskHead`` arguments (``num_convs``, ``in_channels``,
             ``conv_out_channels``, ``num_classes``, ``norm_cfg``, ``upsample_cfg``,
             ``loss_mask``...). ``conv_kernel_size`` and ``conv_cfg`` are replaced by the two above.
@@ -43,9 +49,12 @@ class OperatorFCNMaskHead(FCNMaskHead):
 
     default_op_cfg = dict(type='Involution')
 
-    def __init__(self, op_cfg: Optional[dict] = None, op_kernel_size: int = 7, **kwargs):
+    def __init__(self, op_cfg: Optional[dict] = None, op_kernel_size: int = 7,
+                 op_init: str = 'variance_preserving', **kwargs):
         check_positive_odd('op_kernel_size', op_kernel_size)
+        check_operator_init(op_init)
         super().__init__(**kwargs)
+        self.op_init = op_init
         self.op_cfg = copy.deepcopy(self.default_op_cfg if op_cfg is None else op_cfg)
         self.conv_kernel_size = op_kernel_size
         self.convs = ModuleList(
@@ -60,13 +69,14 @@ class OperatorFCNMaskHead(FCNMaskHead):
                 inplace=False) for i in range(self.num_convs))
 
     def init_weights(self) -> None:
-        """``FCNMaskHead``'s init, then Kaiming-normal on the operators' internal convs."""
+        """``FCNMaskHead``'s init, Kaiming-normal on the operators' internal convs, then ``op_init``."""
         super().init_weights()
         for module in self.convs.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        init_involution_spans(self.convs, self.op_init, gain=2.0)
 
 
 @MODELS.register_module()

@@ -14,9 +14,13 @@ from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
 from torch import nn
 
+from mmconv.models.layers.operator_init import check_operator_init, init_involution_spans
 from mmconv.ops.validation import check_positive_odd
 
 __all__ = ['OperatorRPNHead', 'InvolutionRPNHead']
+
+
+RPN_CONV_STD = 0.01  # mmdet RPNHead's Normal init of its shared 3×3 conv
 
 
 @MODELS.register_module()
@@ -31,13 +35,17 @@ class OperatorRPNHead(RPNHead):
     (what the original's involution got from its ``ConvModule``s), then N(0, 0.01) on ``rpn_cls``
     and ``rpn_reg`` as in ``RPNHead``. mmdet's default ``Normal(layer='Conv2d', std=0.01)`` is not
     used because it would also shrink the operator's kernel-generator convs, which the original
-    left alone.
+    left alone. Then, by default, each involution's span conv is set so that the involution scales
+    its input's second moment as the N(0, 0.01) 3×3 conv of ``RPNHead`` that it replaces does
+    (9·C·0.01², :mod:`mmconv.models.layers.operator_init`); Kaiming alone starts the objectness
+    logits 8× larger than ``RPNHead``'s.
 
     Args:
         in_channels (int): Channels of every input level.
         op_cfg (dict, optional): Conv-layer config of the shared operator; None takes the class
             default (``dict(type='Involution')`` here).
         op_kernel_size (int): Kernel size of that operator (odd). Defaults to 7.
+        op_init (str): ``'variance_preserving'`` (default) or ``'official'`` (the init above only).
         init_cfg (dict or list[dict], optional): Initialization config; None gives the one above.
         **kwargs: mmdet ``RPNHead`` / ``AnchorHead`` arguments (``feat_channels``,
             ``num_convs``, ``anchor_generator``, ``bbox_coder``, ``loss_cls``, ``loss_bbox``...).
@@ -46,8 +54,10 @@ class OperatorRPNHead(RPNHead):
     default_op_cfg = dict(type='Involution')
 
     def __init__(self, in_channels: int, op_cfg: Optional[dict] = None, op_kernel_size: int = 7,
-                 init_cfg=None, **kwargs):
+                 op_init: str = 'variance_preserving', init_cfg=None, **kwargs):
         check_positive_odd('op_kernel_size', op_kernel_size)
+        check_operator_init(op_init)
+        self.op_init = op_init
         # Read by _init_layers, which AnchorHead.__init__ calls.
         self.op_cfg = copy.deepcopy(self.default_op_cfg if op_cfg is None else op_cfg)
         self.op_kernel_size = op_kernel_size
@@ -59,6 +69,11 @@ class OperatorRPNHead(RPNHead):
                      override=[dict(name='rpn_cls'), dict(name='rpn_reg')]),
             ]
         super().__init__(in_channels, init_cfg=init_cfg, **kwargs)
+
+    def init_weights(self) -> None:
+        """``init_cfg``, then ``op_init`` on the shared operators."""
+        super().init_weights()
+        init_involution_spans(self.rpn_conv, self.op_init, gain=9 * self.feat_channels * RPN_CONV_STD ** 2)
 
     def _init_layers(self) -> None:
         """The shared operator(s), then mmdet's 1×1 ``rpn_cls`` and ``rpn_reg``."""

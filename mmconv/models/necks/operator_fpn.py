@@ -13,7 +13,9 @@ Everything else is mmdet's FPN unchanged: the 1×1 lateral convs, the top-down n
 convs of ``add_extra_convs``). Initialisation is mmdet FPN's: Xavier-uniform on every ``nn.Conv2d``
 of the neck, which here includes the operators' own 1×1 kernel-generator convs and C-volution's
 channel-branch conv, as the official ``FPN_involution.init_weights`` does; the operators' batch
-norms keep weight 1, bias 0.
+norms keep weight 1, bias 0. Then, by default, each involution's span conv is re-initialised so
+that the output conv keeps its input's second moment, as the Xavier-initialised 3×3 conv it
+replaces does (:mod:`mmconv.models.layers.operator_init`; ``op_init='official'`` skips this).
 """
 import copy
 from typing import List, Optional
@@ -22,6 +24,7 @@ from mmcv.cnn import ConvModule
 from mmdet.models.necks import FPN
 from mmengine.registry import MODELS
 
+from mmconv.models.layers.operator_init import check_operator_init, init_involution_spans
 from mmconv.ops.validation import check_positive_odd
 
 __all__ = ['OperatorFPN', 'InvolutionFPN', 'CVolutionFPN']
@@ -45,6 +48,7 @@ class OperatorFPN(FPN):
         output_op_cfg (dict, optional): Conv-layer config of the per-level output operator; None
             takes the class default (``dict(type='Involution')`` here).
         output_kernel_size (int): Kernel size of that operator (odd). Defaults to 7.
+        op_init (str): ``'variance_preserving'`` (default) or ``'official'`` (Xavier only).
         **kwargs: mmdet ``FPN`` arguments (``start_level``, ``end_level``, ``add_extra_convs``,
             ``relu_before_extra_convs``, ``conv_cfg``, ``norm_cfg``, ``act_cfg``,
             ``upsample_cfg``, ``init_cfg``...).
@@ -64,9 +68,12 @@ class OperatorFPN(FPN):
     default_output_op_cfg = dict(type='Involution')
 
     def __init__(self, in_channels: List[int], out_channels: int, num_outs: int,
-                 output_op_cfg: Optional[dict] = None, output_kernel_size: int = 7, **kwargs):
+                 output_op_cfg: Optional[dict] = None, output_kernel_size: int = 7,
+                 op_init: str = 'variance_preserving', **kwargs):
         check_positive_odd('output_kernel_size', output_kernel_size)
+        check_operator_init(op_init)
         super().__init__(in_channels, out_channels, num_outs, **kwargs)
+        self.op_init = op_init
         self.output_op_cfg = copy.deepcopy(
             self.default_output_op_cfg if output_op_cfg is None else output_op_cfg)
         # The first len(lateral_convs) entries are the per-level output convs; the rest (if any)
@@ -82,6 +89,11 @@ class OperatorFPN(FPN):
                 norm_cfg=kwargs.get('norm_cfg'),
                 act_cfg=kwargs.get('act_cfg'),
                 inplace=False)
+
+    def init_weights(self) -> None:
+        """mmdet FPN's Xavier init, then ``op_init`` on the output operators (nothing follows them)."""
+        super().init_weights()
+        init_involution_spans(self.fpn_convs, self.op_init, gain=1.0)
 
 
 @MODELS.register_module()

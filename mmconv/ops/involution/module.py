@@ -123,6 +123,22 @@ class Involution(nn.Module):
         self.conv1 = ConvNormAct(channels, hidden, reduce_bias, norm_layer, act_layer)
         self.conv2 = ConvNormAct(hidden, kernel_size ** 2 * self.groups, bias=True)
 
+    def init_span_variance_preserving(self, gain: float = 2.0) -> None:
+        """Start as a static kernel that multiplies the input's second moment by ``gain`` (2 before
+        a ReLU, as He init gives a conv; 1 where nothing follows, as Xavier does).
+
+        The span conv (``conv2``) gets zero weights and N(0, gain / K²) biases, so every pixel's
+        kernel is the bias, a random K×K kernel per group: y = Σ_t b_t·x_t, E[y²] = K²·σ_b²·E[x²]
+        = gain·E[x²]. The dynamic part grows from zero in training (its gradient is ∂k·h ≠ 0).
+        Why not scale the weights instead: the kernel is then generated from x, so y is quadratic in
+        x and its tails compound (in a four-involution mask head the logits reached 10⁵ on RoI
+        features although their rms was preserved on Gaussian input); the official Kaiming
+        (fan_out) init also doubles the rms per layer at RedNet's widths.
+        """
+        span = self.conv2.conv
+        nn.init.zeros_(span.weight)
+        nn.init.normal_(span.bias, 0.0, (gain / self.kernel_size ** 2) ** 0.5)
+
     def generate_kernel(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel kernels B×G×K²×H'×W' generated from (pooled) ``x``."""
         weight = self.conv2(self.conv1(self.avgpool(x)))
