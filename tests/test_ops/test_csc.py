@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmconv.ops import CSCConv1d, CSCConv2d, CSCLinear, set_csc_lambda
-from mmconv.ops.sparse_coding import (SOLVERS, ConvDictionary, LinearDictionary, fista_momentum,
-                                      sparse_code, sparse_code_reference)
+from mmconv.ops.csc import (SOLVERS, ConvDictionary, LinearDictionary, fista_momentum, sparse_code,
+                            sparse_code_reference)
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
 @pytest.fixture(autouse=True, scope='module')
@@ -116,7 +116,7 @@ GRADCHECK_CASES = [(0, solver, non_negative, mu, 4, False) for solver in SOLVERS
 
 @pytest.mark.parametrize('problem,solver,non_negative,mu,num_steps,recompute', GRADCHECK_CASES,
                          ids=['-'.join(map(str, (PROBLEM_IDS[c[0]], ) + c[1:])) for c in GRADCHECK_CASES])
-def test_memory_path_gradcheck(problem, solver, non_negative, mu, num_steps, recompute):
+def test_fast_path_gradcheck(problem, solver, non_negative, mu, num_steps, recompute):
     x, weight, dictionary, step = make_problem(PROBLEMS[problem])
     fn = lambda x, w: sparse_code(x, w, dictionary, step, 0.1, num_steps, solver,  # noqa: E731
                                   non_negative, mu, recompute)
@@ -126,7 +126,7 @@ def test_memory_path_gradcheck(problem, solver, non_negative, mu, num_steps, rec
 @pytest.mark.parametrize('problem', PROBLEMS, ids=PROBLEM_IDS)
 @pytest.mark.parametrize('solver', SOLVERS)
 @pytest.mark.parametrize('non_negative,mu', [(True, 0.0), (False, 0.0), (True, 0.5)])
-def test_memory_path_matches_reference_fp32(problem, solver, non_negative, mu):
+def test_fast_path_matches_reference_fp32(problem, solver, non_negative, mu):
     x, weight, dictionary, step = make_problem(problem, dtype=torch.float32)
     for num_steps in [1, 2, 3, 5]:
         args = (dictionary, step, 0.1, num_steps, solver, non_negative, mu)
@@ -386,23 +386,23 @@ def test_lambda_is_settable_and_not_in_state_dict():
 # ----------------------------------------------------------------- memory, FLOPs, dtype
 
 
-def test_memory_path_saves_less_than_reference():
+def test_fast_path_saves_less_than_reference():
     torch.manual_seed(0)
     x = torch.randn(2, 8, 16, 16, requires_grad=True)
     signal_bytes = x.numel() * 4
     weight_bytes = 8 * 8 * 9 * 4
     measured = {}
-    for name, kwargs in [('memory', {}), ('recompute', dict(recompute=True)),
+    for name, kwargs in [('fast', {}), ('recompute', dict(recompute=True)),
                          ('reference', dict(impl='reference'))]:
         layer = CSCConv2d(8, 8, 3, **kwargs)
         measured[name] = saved_bytes(lambda: layer(x))
     # x, z₁, A z₁ and z₂'s one-byte support (+ the dictionary, its ±η-scaled copies, and η).
-    assert 3.25 * signal_bytes <= measured['memory'] <= 3.25 * signal_bytes + 3 * weight_bytes + 64
+    assert 3.25 * signal_bytes <= measured['fast'] <= 3.25 * signal_bytes + 3 * weight_bytes + 64
     assert 2.25 * signal_bytes <= measured['recompute'] <= 2.25 * signal_bytes + 3 * weight_bytes + 64
-    assert measured['reference'] > 1.5 * measured['memory']
+    assert measured['reference'] > 1.5 * measured['fast']
 
 
-@pytest.mark.parametrize('impl', ['memory', 'reference'])
+@pytest.mark.parametrize('impl', ['fast', 'reference'])
 @pytest.mark.parametrize('num_steps', [1, 2, 3])
 def test_flops_hand_count(impl, num_steps):
     pytest.importorskip('mmengine')
@@ -432,7 +432,7 @@ def test_flops_hand_count(impl, num_steps):
 
 
 @pytest.mark.parametrize('kind', KINDS)
-@pytest.mark.parametrize('impl', ['memory', 'reference'])
+@pytest.mark.parametrize('impl', ['fast', 'reference'])
 def test_bf16_autocast_cpu(kind, impl):
     layer, x = make_layer(kind, num_steps=3, impl=impl)
     layer.eval()
