@@ -371,7 +371,8 @@ def test_state_dict_round_trip_and_sdnet_checkpoint():
     converted.eval()
     converted(x)
     assert converted.power_vector.numel() > 0
-    assert converted.step_size.item() == pytest.approx(layer.step_size.item(), rel=1e-3)
+    # Both are power-iteration estimates of the same L (50 cold iterations against 53): within 1 %.
+    assert converted.step_size.item() == pytest.approx(layer.step_size.item(), rel=1e-2)
 
 
 def test_lambda_is_settable_and_not_in_state_dict():

@@ -75,13 +75,13 @@ step-size state shared by the layers) and :mod:`.module` (the layers).
 """
 from ..validation import IMPLS
 from .dictionaries import ConvDictionary, LinearDictionary, power_iteration
-from .layer import COLD_POWER_ITERS, POWER_SEED, SparseCodingLayer
+from .layer import COLD_POWER_ITERS, POWER_SEED, SparseCodingLayer, cold_start_vector
 from .module import CSCConv1d, CSCConv2d, CSCLinear, set_csc_lambda
 from .reference import SOLVERS, sparse_code_reference
 from .solver import fista_momentum, sparse_code
 
 __all__ = [
     'COLD_POWER_ITERS', 'CSCConv1d', 'CSCConv2d', 'CSCLinear', 'ConvDictionary', 'IMPLS', 'LinearDictionary',
-    'POWER_SEED', 'SOLVERS', 'SparseCodingLayer', 'fista_momentum', 'power_iteration', 'set_csc_lambda',
-    'sparse_code', 'sparse_code_reference'
+    'POWER_SEED', 'SOLVERS', 'SparseCodingLayer', 'cold_start_vector', 'fista_momentum', 'power_iteration',
+    'set_csc_lambda', 'sparse_code', 'sparse_code_reference'
 ]

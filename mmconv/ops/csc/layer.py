@@ -1,4 +1,5 @@
 """The state and forward shared by the CSC layers: the dictionary, the step size η and its power iteration."""
+import math
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -10,12 +11,28 @@ from .dictionaries import power_iteration
 from .reference import check_solver, sparse_code_reference
 from .solver import sparse_code
 
-__all__ = ['COLD_POWER_ITERS', 'POWER_SEED', 'SparseCodingLayer']
+__all__ = ['COLD_POWER_ITERS', 'POWER_SEED', 'SparseCodingLayer', 'cold_start_vector']
 
 # Iterations of the first (cold) power iteration, the SDNet code's cap; warm updates use far fewer.
 COLD_POWER_ITERS = 50
 # Seed of the cold-start vector: identical on every rank, independent of the global RNG stream.
 POWER_SEED = 0
+
+
+def cold_start_vector(shape: Sequence[int], device: torch.device) -> torch.Tensor:
+    """A fixed pseudo-random unit vector of ``shape`` (fp32), the power iteration's cold start.
+
+    An integer hash of the element index and :data:`POWER_SEED`, uniform in [−1, 1): the same values
+    on every rank and device, independent of the global RNG stream, and made of tensor ops only, so
+    that ``torch.compile(fullgraph=True)`` can trace a layer's first (cold) step-size estimate.
+    """
+    mask = 0xFFFFFFFF
+    x = torch.arange(math.prod(shape), device=device, dtype=torch.int64) + (POWER_SEED + 1) * 0x9E3779B9
+    for _ in range(2):
+        x = ((x ^ (x >> 16)) * 0x45D9F3B) & mask
+    x = x ^ (x >> 16)
+    vector = ((x & 0xFFFFFF).to(torch.float32) * 2.0 ** -23 - 1.0).reshape(shape)
+    return vector / torch.linalg.vector_norm(vector)
 
 
 class SparseCodingLayer(nn.Module):
@@ -35,7 +52,8 @@ class SparseCodingLayer(nn.Module):
     depends on the signal size and saturates quickly, so the iteration runs on the input's size cropped
     to a code of at most ``power_max_size`` per spatial dimension; a size change crops or zero-pads the
     vector, which keeps its local pattern and thus its warm start. A traced forward (FLOP counting,
-    export) uses the stored step size and changes no state.
+    export) uses the stored step size and changes no state; exporting a layer that has no estimate yet
+    raises (the exported graph would code with another step size than eager).
     """
 
     def __init__(self, weight_shape: Sequence[int], dictionary, num_steps: int, lam: float, solver: str,
@@ -66,7 +84,9 @@ class SparseCodingLayer(nn.Module):
         # 0.1 until the first estimate: the SDNet initial value.
         self.register_buffer('step_size', torch.tensor(0.1))
         self.register_buffer('power_vector', torch.empty(0))
-        self._training_calls = 0
+        # Training calls since the last update, modulo power_interval: torch.compile specialises on
+        # it, so it takes power_interval values (one compiled graph each), not one per call.
+        self._training_phase = 0
         self.reset_parameters()
 
     @property
@@ -91,24 +111,36 @@ class SparseCodingLayer(nn.Module):
         self.step_size.fill_(0.1)
         self.power_vector = self.power_vector.new_empty(0)
 
+    @staticmethod
+    def _atom_norms(weight: torch.Tensor) -> torch.Tensor:
+        norms = torch.linalg.vector_norm(weight.detach().flatten(1), dim=1).clamp_min(1e-12)
+        return norms.view(-1, *([1] * (weight.dim() - 1)))
+
     @torch.no_grad()
     def project_atoms(self) -> None:
         """Rescale every atom to unit ℓ2 norm in place (a projection, not differentiated)."""
-        weight = self.weight.data
-        norms = torch.linalg.vector_norm(weight.flatten(1), dim=1).clamp_min(1e-12)
-        weight.div_(norms.view(-1, *([1] * (weight.dim() - 1))))
+        self.weight.data.div_(self._atom_norms(self.weight))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        signal = self._to_signal(x)
-        if self.normalize_atoms:
-            self.project_atoms()
-        if self._step_size_due():
-            self.update_step_size(signal.shape)
-        return self._from_code(self._solve(signal), x)
+        signal, weight = self._to_signal(x), self.weight
+        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+            # An exported graph changes no state: it codes with the stored step size, which must
+            # exist, and with the atoms projected out of place (the same values).
+            if self.power_vector.numel() == 0:
+                raise RuntimeError(f'{type(self).__name__} has no step-size estimate yet: run a forward pass '
+                                   f'in eager mode (or load a checkpoint) before exporting it.')
+            if self.normalize_atoms:
+                weight = weight / self._atom_norms(weight)
+        else:
+            if self.normalize_atoms:
+                self.project_atoms()
+            if self._step_size_due():
+                self.update_step_size(signal.shape)
+        return self._from_code(self._solve(signal, weight), x)
 
     def _step_size_due(self) -> bool:
-        # A traced or exported forward uses the stored step size and changes no state.
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+        # A traced forward (FLOP counting) uses the stored step size and changes no state.
+        if torch.jit.is_tracing():
             return False
         # Activation checkpointing reruns forward inside backward: that rerun must code with the
         # step size the first pass used, so the state is left alone while a backward pass runs.
@@ -118,14 +150,11 @@ class SparseCodingLayer(nn.Module):
         cold = self.power_vector.numel() == 0
         if not self.training:
             return cold
-        if self.power_interval == 1:
-            # Every call (no counter to read: torch.compile would specialise on its value).
-            return True
-        due = cold or self._training_calls % self.power_interval == 0
-        self._training_calls += 1
+        due = cold or self._training_phase == 0
+        self._training_phase = (self._training_phase + 1) % self.power_interval
         return due
 
-    def _solve(self, signal: torch.Tensor) -> torch.Tensor:
+    def _solve(self, signal: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         # The step size is cloned so that a later in-place update cannot invalidate this graph.
         args = dict(dictionary=self.dictionary, step=self.step_size.clone(), lam=self.lam,
                     num_steps=self.num_steps, solver=self.solver, non_negative=self.non_negative,
@@ -136,11 +165,11 @@ class SparseCodingLayer(nn.Module):
             solve, args['recompute'] = sparse_code, self.recompute
         device_type = signal.device.type
         if not torch.is_autocast_enabled(device_type):
-            return solve(signal, self.weight, **args)
+            return solve(signal, weight, **args)
         # Under autocast every pass runs in the autocast dtype, like the convolutions it is made of.
         dtype = torch.get_autocast_dtype(device_type)
         with torch.autocast(device_type, enabled=False):
-            return solve(signal.to(dtype), self.weight.to(dtype), **args)
+            return solve(signal.to(dtype), weight.to(dtype), **args)
 
     @torch.no_grad()
     def update_step_size(self, signal_shape: Sequence[int], num_iters: Optional[int] = None) -> None:
@@ -155,9 +184,7 @@ class SparseCodingLayer(nn.Module):
         weight = self.weight.detach().float()
         vector = self.power_vector.float()
         if vector.numel() == 0:
-            generator = torch.Generator().manual_seed(POWER_SEED)
-            vector = torch.randn(code_shape, generator=generator).to(weight.device)
-            vector /= torch.linalg.vector_norm(vector)
+            vector = cold_start_vector(code_shape, weight.device)
             num_iters = num_iters or COLD_POWER_ITERS
         elif tuple(vector.shape) != tuple(code_shape):
             pad = []
