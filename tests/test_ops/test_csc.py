@@ -1,5 +1,7 @@
 """CSC layers (2-D, 1-D, matrix): solver vs reference and hand formulas, LASSO optimality, step-size
-state, any input size, λ at test time, memory, FLOPs, autocast and argument checks."""
+state, any input size, λ at test time, memory, FLOPs, autocast and argument checks, and the registered
+ops under PyTorch's machinery (opcheck, compile, export, second order, layouts, empty batch)."""
+import copy
 import math
 
 import pytest
@@ -10,7 +12,10 @@ from torch import nn
 from mmconv.ops import CSCConv1d, CSCConv2d, CSCLinear, set_csc_lambda
 from mmconv.ops.csc import (SOLVERS, ConvDictionary, LinearDictionary, fista_momentum, sparse_code,
                             sparse_code_reference)
+from mmconv.ops.csc.dictionaries import transpose_output_padding
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
+from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
+                            assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
 
 @pytest.fixture(autouse=True, scope='module')
 def single_thread():
@@ -469,6 +474,7 @@ BAD_ARGUMENTS = [
     (lambda: CSCConv2d(3, 8, power_interval=0), 'power_interval'),
     (lambda: CSCConv2d(3, 8, power_max_size=0), 'power_max_size'),
     (lambda: CSCConv2d(3, 8, impl='triton'), 'impl'),
+    (lambda: CSCConv2d(3, 8, impl='memory'), 'impl'),
     (lambda: CSCConv1d(3, 8, (3, 3)), 'kernel_size'),
     (lambda: CSCLinear(0, 8), 'in_features'),
     (lambda: CSCLinear(8, 8, solver='lista'), 'solver'),
@@ -485,3 +491,138 @@ def test_bad_arguments_raise_one_sentence_value_error(build, argument):
     message = str(error.value)
     assert message.startswith(argument + ' must be') and message.endswith('.')
     assert message.count('. ') == 0
+
+
+# ------------------------------------------------------- registered ops and PyTorch's machinery
+
+
+def warm_layer(layer, size):
+    """``layer`` in eval mode after one forward on ``size`` (the step-size estimate exists)."""
+    layer.eval()
+    with torch.no_grad():
+        layer(torch.randn(1, layer.in_channels, *size))
+    return layer
+
+
+# (geometry of the op arguments, x shape, weight shape): strided odd-size conv2d, grouped dilated
+# conv1d, matrix.
+OP_PROBLEMS = [
+    ((2, [2, 2], [1, 1], [1, 1], 1), (2, 2, 5, 6), (3, 2, 3, 3)),
+    ((1, [1], [2], [2], 2), (2, 4, 7), (4, 2, 3)),
+    ((0, [], [], [], 1), (4, 5), (6, 5)),
+]
+
+
+@pytest.mark.parametrize('problem', OP_PROBLEMS, ids=['conv2d', 'conv1d', 'linear'])
+@pytest.mark.parametrize('non_negative,mu', [(True, 0.0), (False, 0.5)])
+def test_opcheck(problem, non_negative, mu):
+    """Schema, fake kernels (sizes and strides), autograd registration and AOT dispatch of every op."""
+    geometry, x_shape, w_shape = problem
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(x_shape, generator=generator, dtype=torch.float64)
+    weight = torch.randn(w_shape, generator=generator, dtype=torch.float64)
+    step = torch.tensor(0.3, dtype=torch.float64)
+    theta, scale = step * 0.1, (1 / (1 + step * mu) if mu else None)
+    ops = torch.ops.mmconv
+    for requires_grad in (False, True):
+        weight.requires_grad_(requires_grad)
+        x.requires_grad_(requires_grad)
+        args = (weight, x, step, theta, scale, *geometry, non_negative, requires_grad)
+        torch.library.opcheck(ops.csc_encode.default, args)
+        c, z = (t.detach().requires_grad_(requires_grad) for t in ops.csc_encode(*args))
+        step_weight = (weight * -step).detach()
+        y = (1.2 * z).detach().requires_grad_(requires_grad)
+        for point in (None, z):
+            args = (weight, step_weight, x, y, point, c, step, theta, scale, *geometry, non_negative,
+                    point is None, requires_grad)
+            torch.library.opcheck(ops.csc_step.default, args)
+    weight, x, c, z, y = (t.detach() for t in (weight, x, c, z, y))
+    grad = torch.randn_like(z)
+    for support, need in [(z, (True, True)), (z != 0, (False, True)), (z, (True, False))]:
+        torch.library.opcheck(ops.csc_encode_backward.default,
+                              (grad, grad, x, weight, step, scale, support, *geometry, non_negative, *need))
+    torch.library.opcheck(ops.csc_encode_backward.default,
+                          (None, grad, x, weight, step, scale, z, *geometry, non_negative, True, True))
+    z2, decoded = ops.csc_step(weight, step_weight, x, y, z, c, step, theta, scale, *geometry, non_negative,
+                               True, False)
+    padding = [] if geometry[0] == 0 else transpose_output_padding(x_shape[2:], c.shape[2:], w_shape[2:],
+                                                                  *geometry[1:4])
+    for grad_decoded, saved, need in [(None, decoded, (True, True, False)), (torch.randn_like(decoded), None,
+                                                                               (True, True, True)),
+                                      (None, None, (False, False, False))]:
+        torch.library.opcheck(ops.csc_step_backward.default,
+                              (torch.randn_like(z2), grad_decoded, z2 != 0, weight, step_weight, step, scale, z,
+                               saved, padding, *geometry, non_negative, *need))
+
+
+def test_traced_graph_has_the_registered_ops():
+    layer = warm_layer(CSCConv2d(3, 4, 3, num_steps=3), (8, 8))
+    graph = str(torch.jit.trace(layer, torch.randn(1, 3, 8, 8)).graph)
+    assert graph.count('mmconv::csc_encode') == 1 and graph.count('mmconv::csc_step') == 2
+
+
+def test_compiled_matches_eager_eval():
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(3, 5, 3, stride=2, num_steps=3), (10, 12))
+    assert_compiled_matches_eager(layer, [torch.randn(2, 3, 10, 12), torch.randn(3, 3, 14, 11)])
+
+
+def test_compiled_matches_eager_training_with_state():
+    """Training mode: the power iteration updates the buffers inside the compiled forward.
+
+    Codes larger than ``power_max_size`` keep the power vector's shape across sizes (no recompile);
+    outputs, gradients and the updated buffers equal eager's.
+    """
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(3, 5, 3, stride=2, num_steps=3, power_max_size=4), (10, 12)).train()
+    inputs = [torch.randn(2, 3, 10, 12), torch.randn(3, 3, 14, 11)]
+    assert_compiled_matches_eager(layer, inputs)
+    # power_interval = 2: one compiled graph per phase, then no more; the state follows eager's.
+    torch._dynamo.reset()
+    layer.power_interval = 2
+    eager, compiled_layer = layer, copy.deepcopy(layer)
+    compiled = torch.compile(compiled_layer, fullgraph=True, dynamic=True, backend='aot_eager')
+    for x in inputs * 2:
+        for got, want in zip(outputs_and_grads(compiled, x), outputs_and_grads(eager, x)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+        for name, buffer in eager.named_buffers():
+            torch.testing.assert_close(compiled_layer.get_buffer(name), buffer, rtol=1e-5, atol=1e-7)
+
+
+def test_onnx_matches_eager(tmp_path):
+    """The default exporter traces the reference ('auto' during export), with dynamic batch and size
+    (odd and even sizes with stride 2: the decoding's output padding differs)."""
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(3, 5, 3, stride=2, num_steps=3), (10, 12))
+    assert_onnx_matches_eager(layer, [torch.randn(2, 3, 10, 12), torch.randn(3, 3, 15, 11)], tmp_path / 'csc.onnx')
+
+
+def test_onnx_export_without_step_size_raises(tmp_path):
+    layer = CSCConv2d(3, 5, 3).eval()
+    with pytest.raises(RuntimeError, match='no step-size estimate'):
+        torch.onnx.export(layer, (torch.randn(1, 3, 8, 8), ), str(tmp_path / 'csc.onnx'), dynamo=True)
+
+
+def test_second_order_refused_fast_and_exact_reference():
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(2, 3, 3, stride=2, num_steps=3), (7, 6)).double()
+    x = torch.randn(2, 2, 7, 6, dtype=torch.float64)
+    assert_second_order_refused(layer, [x], 'CSC')
+    layer.impl = 'reference'
+    weight = layer.weight.detach().clone()
+    fn = lambda x, w: sparse_code_reference(x, w, layer.dictionary, layer.step_size.double(),  # noqa: E731
+                                            0.1, 3)
+    assert torch.autograd.gradgradcheck(fn, (x.requires_grad_(), weight.requires_grad_()))
+
+
+def test_channels_last_train_and_eval():
+    def factory():
+        torch.manual_seed(0)
+        return CSCConv2d(3, 5, 3, stride=2, num_steps=3)
+
+    assert_channels_last(factory, torch.randn(2, 3, 9, 10))
+
+
+def test_empty_batch():
+    torch.manual_seed(0)
+    assert_empty_batch(CSCConv2d(3, 5, 3, stride=2, num_steps=3), (3, ), (9, 10))
