@@ -530,10 +530,9 @@ def test_opcheck(problem, non_negative, mu):
         args = (weight, x, step, theta, scale, *geometry, non_negative, requires_grad)
         torch.library.opcheck(ops.csc_encode.default, args)
         c, z = (t.detach().requires_grad_(requires_grad) for t in ops.csc_encode(*args))
-        step_weight = (weight * -step).detach()
         y = (1.2 * z).detach().requires_grad_(requires_grad)
         for point in (None, z):
-            args = (weight, step_weight, x, y, point, c, step, theta, scale, *geometry, non_negative,
+            args = (weight, x, y, point, c, step, theta, scale, *geometry, non_negative,
                     point is None, requires_grad)
             torch.library.opcheck(ops.csc_step.default, args)
     weight, x, c, z, y = (t.detach() for t in (weight, x, c, z, y))
@@ -543,7 +542,7 @@ def test_opcheck(problem, non_negative, mu):
                               (grad, grad, x, weight, step, scale, support, *geometry, non_negative, *need))
     torch.library.opcheck(ops.csc_encode_backward.default,
                           (None, grad, x, weight, step, scale, z, *geometry, non_negative, True, True))
-    z2, decoded = ops.csc_step(weight, step_weight, x, y, z, c, step, theta, scale, *geometry, non_negative,
+    z2, decoded = ops.csc_step(weight, x, y, z, c, step, theta, scale, *geometry, non_negative,
                                True, False)
     padding = [] if geometry[0] == 0 else transpose_output_padding(x_shape[2:], c.shape[2:], w_shape[2:],
                                                                   *geometry[1:4])
@@ -551,8 +550,34 @@ def test_opcheck(problem, non_negative, mu):
                                                                                (True, True, True)),
                                       (None, None, (False, False, False))]:
         torch.library.opcheck(ops.csc_step_backward.default,
-                              (torch.randn_like(z2), grad_decoded, z2 != 0, weight, step_weight, step, scale, z,
+                              (torch.randn_like(z2), grad_decoded, z2 != 0, weight, step, scale, z,
                                saved, padding, *geometry, non_negative, *need))
+
+
+@pytest.mark.parametrize('problem', OP_PROBLEMS, ids=['conv2d', 'conv1d', 'linear'])
+def test_step_op_gradcheck_both_outputs(problem):
+    """The step op's gradients for both its outputs (z and the decoding ``A p`` it returns), with the
+    gradient point given or y itself, saving or recomputing ``A p``."""
+    geometry, x_shape, w_shape = problem
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(x_shape, generator=generator, dtype=torch.float64)
+    weight = torch.randn(w_shape, generator=generator, dtype=torch.float64, requires_grad=True)
+    step = torch.tensor(0.3, dtype=torch.float64)
+    theta = step * 0.1
+    c, z = (t.detach().requires_grad_() for t in torch.ops.mmconv.csc_encode(
+        weight, x, step, theta, None, *geometry, True, False))
+    y = (1.3 * z + 0.1).detach().requires_grad_()
+    for recompute in (False, True):
+        def fn(weight, y, c, point=None):
+            return torch.ops.mmconv.csc_step(weight, x, y, point, c, step, theta, None, *geometry,
+                                             True, False, recompute)
+        assert torch.autograd.gradcheck(fn, (weight, y, c))
+        assert torch.autograd.gradcheck(fn, (weight, y, c, z))
+    # η is not differentiated: asking for its gradient raises instead of returning zero.
+    step.requires_grad_()
+    z = torch.ops.mmconv.csc_step(weight, x, y, None, c, step, theta, None, *geometry, True, False, False)[0]
+    with pytest.raises(RuntimeError, match='step size'):
+        z.sum().backward()
 
 
 def test_traced_graph_has_the_registered_ops():

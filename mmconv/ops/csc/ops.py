@@ -3,10 +3,9 @@
 * ``csc_encode(weight, x, step, theta, scale, …) -> (c, z₁)``: ``c = η Aᵀx − θ·[non-negative]``
   (η folded into the weight, θ into the conv's bias) and ``z₁ = P(c)``. ``c`` is the part of every
   later step's argument that does not depend on the codes.
-* ``csc_step(weight, step_weight, x, y, point, c, …) -> (z, A p)``: a later step
+* ``csc_step(weight, x, y, point, c, …) -> (z, A p)``: a later step
   ``z = P(y + η Aᵀ(x − A p)) = shrink(y + c − η AᵀA p)``, p the gradient point (``point``, or y when
-  it is None), so no residual is formed; ``step_weight`` is −η·``weight``, made once for all steps
-  (no gradient flows through it). ``A p`` is returned so that it can be saved for backward.
+  it is None), so no residual is formed. ``A p`` is returned so that it can be saved for backward.
 * ``csc_encode_backward`` and ``csc_step_backward``: their gradients, as ops.
 
 The dictionary is passed as plain arguments ``(ndim, stride, padding, dilation, groups)`` (see
@@ -64,6 +63,12 @@ def _through_shrink(grad: Tensor, support: Tensor, scale: Optional[Tensor], non_
         support = support != 0
     grad = grad * support
     return grad if scale is None else grad.mul_(scale)
+
+
+def _refuse_step_size_grad(needs_grad) -> None:
+    if any(needs_grad):
+        raise RuntimeError('The CSC ops do not differentiate the step size η, the threshold or the elastic-net '
+                           'factor: pass them without requires_grad (the layers use their buffers).')
 
 
 # ----------------------------------------------------------------------------------- first step
@@ -131,6 +136,7 @@ def _encode_setup_context(ctx, inputs, output) -> None:
 
 def _encode_backward(ctx, grad_c, grad_z):
     need_weight, need_x = ctx.needs_input_grad[:2]
+    _refuse_step_size_grad(ctx.needs_input_grad[2:5])
     nothing = (None, ) * 10
     if not (need_weight or need_x) or (grad_c is None and grad_z is None):
         return (None, None) + nothing
@@ -155,19 +161,19 @@ def _output_padding(x: Tensor, code: Tensor, weight: Tensor, ndim: int, stride: 
     return transpose_output_padding(x.shape[2:], code.shape[2:], weight.shape[2:], stride, padding, dilation)
 
 
-def _step_kernel(weight: Tensor, step_weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
+def _step_kernel(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
                  step: Tensor, theta: Tensor, scale: Optional[Tensor], ndim: int, stride: List[int],
                  padding: List[int], dilation: List[int], groups: int, non_negative: bool, keep_output: bool,
                  recompute: bool) -> Tuple[Tensor, Tensor]:
     geometry = (ndim, stride, padding, dilation, groups)
     padding_out = _output_padding(x, c, weight, ndim, stride, padding, dilation)
     decoded = decode(y if point is None else point, weight, padding_out, *geometry)
-    z = encode(decoded, step_weight, None, *geometry).add_(c).add_(y)
+    z = encode(decoded, weight * -step, None, *geometry).add_(c).add_(y)
     return _shrink(z, theta, scale, non_negative, inplace=True), decoded
 
 
 @torch.library.custom_op(f'{NAMESPACE}::csc_step', mutates_args=())
-def csc_step(weight: Tensor, step_weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
+def csc_step(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
              step: Tensor, theta: Tensor, scale: Optional[Tensor], ndim: int, stride: List[int], padding: List[int],
              dilation: List[int], groups: int, non_negative: bool, keep_output: bool,
              recompute: bool) -> Tuple[Tensor, Tensor]:
@@ -175,7 +181,7 @@ def csc_step(weight: Tensor, step_weight: Tensor, x: Tensor, y: Tensor, point: O
 
     ``x`` (the signal) only gives the size ``A`` decodes to: its values are not read.
     """
-    return _step_kernel(weight, step_weight, x, y, point, c, step, theta, scale, ndim, stride, padding, dilation,
+    return _step_kernel(weight, x, y, point, c, step, theta, scale, ndim, stride, padding, dilation,
                         groups, non_negative, keep_output, recompute)
 
 
@@ -183,7 +189,7 @@ csc_step.register_fake(_step_kernel)
 
 
 def _step_backward_kernel(grad_z: Optional[Tensor], grad_decoded: Optional[Tensor], support: Tensor,
-                          weight: Tensor, step_weight: Tensor, step: Tensor, scale: Optional[Tensor],
+                          weight: Tensor, step: Tensor, scale: Optional[Tensor],
                           point: Tensor, decoded: Optional[Tensor], output_padding: List[int], ndim: int,
                           stride: List[int], padding: List[int], dilation: List[int], groups: int,
                           non_negative: bool, need_weight: bool, need_point: bool,
@@ -195,7 +201,8 @@ def _step_backward_kernel(grad_z: Optional[Tensor], grad_decoded: Optional[Tenso
         # z = P(y + c + conv(A p, −ηW)): back through the analysis conv, then the synthesis A p.
         if decoded is None:
             decoded = decode(point, weight, output_padding, *geometry)
-        grad_signal, grad_analysis = encode_backward(grad_v, decoded, step_weight, True, need_weight, *geometry)
+        grad_signal, grad_analysis = encode_backward(grad_v, decoded, weight * -step, True, need_weight,
+                                                     *geometry)
         if grad_decoded is not None:
             grad_signal.add_(grad_decoded)
     else:
@@ -215,7 +222,7 @@ def _step_backward_kernel(grad_z: Optional[Tensor], grad_decoded: Optional[Tenso
 
 @torch.library.custom_op(f'{NAMESPACE}::csc_step_backward', mutates_args=())
 def csc_step_backward(grad_z: Optional[Tensor], grad_decoded: Optional[Tensor], support: Tensor, weight: Tensor,
-                      step_weight: Tensor, step: Tensor, scale: Optional[Tensor], point: Tensor,
+                      step: Tensor, scale: Optional[Tensor], point: Tensor,
                       decoded: Optional[Tensor], output_padding: List[int], ndim: int, stride: List[int],
                       padding: List[int], dilation: List[int], groups: int, non_negative: bool,
                       need_weight: bool, need_point: bool, add_to_point: bool) -> Tuple[Tensor, Tensor, Tensor]:
@@ -225,7 +232,7 @@ def csc_step_backward(grad_z: Optional[Tensor], grad_decoded: Optional[Tensor], 
     (the step's gradient point is y itself) it is added into ∂p. ``decoded`` is the saved ``A p``,
     or None to decode it again.
     """
-    return _step_backward_kernel(grad_z, grad_decoded, support, weight, step_weight, step, scale, point, decoded,
+    return _step_backward_kernel(grad_z, grad_decoded, support, weight, step, scale, point, decoded,
                                  output_padding, ndim, stride, padding, dilation, groups, non_negative,
                                  need_weight, need_point, add_to_point)
 
@@ -234,30 +241,31 @@ csc_step_backward.register_fake(_step_backward_kernel)
 
 
 def _step_setup_context(ctx, inputs, output) -> None:
-    (weight, step_weight, x, y, point, c, step, theta, scale, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation,
+    (weight, x, y, point, c, step, theta, scale, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation,
      ctx.groups, ctx.non_negative, keep_output, recompute) = inputs
     z, decoded = output
     ctx.output_padding = _output_padding(x, c, weight, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation)
     ctx.set_materialize_grads(False)
     ctx.gradient_at_y = point is None
-    ctx.save_for_backward(weight, step_weight, step, scale, y if point is None else point,
+    ctx.save_for_backward(weight, step, scale, y if point is None else point,
                           None if recompute else decoded, z if keep_output else _support(z, ctx.non_negative))
 
 
 def _step_backward(ctx, grad_z, grad_decoded):
-    need_weight, _, _, need_y, need_point, need_c = ctx.needs_input_grad[:6]
+    need_weight, _, need_y, need_point, need_c = ctx.needs_input_grad[:5]
+    _refuse_step_size_grad(ctx.needs_input_grad[5:8])
     nothing = (None, ) * 11
     if grad_z is None and grad_decoded is None:
-        return (None, ) * 6 + nothing
-    weight, step_weight, step, scale, point, decoded, support = ctx.saved_tensors
+        return (None, ) * 5 + nothing
+    weight, step, scale, point, decoded, support = ctx.saved_tensors
     at_y = ctx.gradient_at_y
     grad_weight, grad_v, grad_point = csc_step_backward(
-        grad_z, grad_decoded, support, weight, step_weight, step, scale, point, decoded, ctx.output_padding,
+        grad_z, grad_decoded, support, weight, step, scale, point, decoded, ctx.output_padding,
         ctx.ndim, ctx.stride, ctx.padding, ctx.dilation, ctx.groups, ctx.non_negative, need_weight,
         need_point or (at_y and need_y), at_y and need_y)
     has_v = grad_z is not None
     grad_y = (grad_point if at_y else grad_v if has_v else None) if need_y else None
-    return (grad_weight if need_weight else None, None, None, grad_y,
+    return (grad_weight if need_weight else None, None, grad_y,
             grad_point if need_point and not at_y else None, grad_v if need_c and has_v else None) + nothing
 
 

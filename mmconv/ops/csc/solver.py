@@ -56,12 +56,10 @@ def sparse_code(x: torch.Tensor, weight: torch.Tensor, dictionary, step: torch.T
     c, z = csc_encode(weight, x, step, theta, scale, *geometry, non_negative, saved_as_point(1))
     if num_steps == 1:
         return z
-    with torch.no_grad():
-        step_weight = weight * -step
     z_prev = None
     for k in range(2, num_steps + 1):
         beta = betas[k - 1]
         y = z if beta == 0 else torch.add(z, z - z_prev, alpha=beta)
         point = None if solver == 'fista' or y is z else z
-        z_prev, z = z, csc_step(weight, step_weight, x, y, point, c, step, theta, scale, *geometry, non_negative, saved_as_point(k), recompute)[0]
+        z_prev, z = z, csc_step(weight, x, y, point, c, step, theta, scale, *geometry, non_negative, saved_as_point(k), recompute)[0]
     return z
