@@ -64,10 +64,11 @@ Two implementations give the same result (``impl``, see :mod:`mmconv.ops.validat
 code line by line with autograd, and :func:`sparse_code` (``'fast'``; ``'auto'`` otherwise) runs the
 same steps as the registered ops ``mmconv::csc_encode`` and ``mmconv::csc_step`` (:mod:`.ops`), which
 work under ``torch.compile`` (fullgraph, dynamic sizes). It reuses ``η Aᵀx`` across steps, forms no
-residual, folds the threshold into the first conv's bias, and saves per step only the point the gradient was taken at, its decoding ``A p`` (or
-recomputes it) and a one-byte support mask, nothing for the momentum; η and λη stay tensors, so
-nothing waits for the device. Both cost 2·num_steps − 1 convolutions forward. Second derivatives
-need ``impl='reference'``: the fast path's backward ops refuse to be differentiated.
+residual, folds the threshold into the first conv's bias, and saves per step only the point the
+gradient was taken at, its decoding ``A p`` (or recomputes it) and a one-byte support mask, nothing
+for the momentum; η and λη stay tensors, so nothing waits for the device. Both cost 2·num_steps − 1
+convolutions forward. Second derivatives need ``impl='reference'``: the fast path's backward ops
+refuse to be differentiated.
 
 Package layout: :mod:`.reference` (the spec), :mod:`.dictionaries` (A and Aᵀ, power iteration),
 :mod:`.ops` (the registered ops), :mod:`.solver` (the fast solver on them), :mod:`.layer` (the
