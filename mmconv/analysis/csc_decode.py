@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmconv.ops.sparse_coding import SparseCodingLayer
+from mmconv.ops.csc import SparseCodingLayer
 
 __all__ = [
     'ChainRecord', 'CodeTrace', 'NotDecodable', 'Reconstructions', 'every_stage_output',

@@ -32,7 +32,7 @@ from torch import nn
 
 from mmconv.analysis.inference import leaf_dataset, load_model
 from mmconv.ops.csc import set_csc_lambda
-from mmconv.ops.sparse_coding import SparseCodingLayer
+from mmconv.ops.csc import SparseCodingLayer
 from mmconv.utils.corruptions import SEVERITIES, corrupt, resolve_corruptions
 from mmconv.utils.data_check import missing_dataset_paths
 from mmconv.utils.runtime import load_config

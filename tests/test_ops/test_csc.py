@@ -1,5 +1,7 @@
 """CSC layers (2-D, 1-D, matrix): solver vs reference and hand formulas, LASSO optimality, step-size
-state, any input size, λ at test time, memory, FLOPs, autocast and argument checks."""
+state, any input size, λ at test time, memory, FLOPs, autocast and argument checks, and the registered
+ops under PyTorch's machinery (opcheck, compile, export, second order, layouts, empty batch)."""
+import copy
 import math
 
 import pytest
@@ -8,9 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmconv.ops import CSCConv1d, CSCConv2d, CSCLinear, set_csc_lambda
-from mmconv.ops.sparse_coding import (SOLVERS, ConvDictionary, LinearDictionary, fista_momentum,
-                                      sparse_code, sparse_code_reference)
+from mmconv.ops.csc import (SOLVERS, ConvDictionary, LinearDictionary, fista_momentum, sparse_code,
+                            sparse_code_reference)
+from mmconv.ops.csc.dictionaries import transpose_output_padding
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
+from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
+                            assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
 
 @pytest.fixture(autouse=True, scope='module')
 def single_thread():
@@ -116,7 +121,7 @@ GRADCHECK_CASES = [(0, solver, non_negative, mu, 4, False) for solver in SOLVERS
 
 @pytest.mark.parametrize('problem,solver,non_negative,mu,num_steps,recompute', GRADCHECK_CASES,
                          ids=['-'.join(map(str, (PROBLEM_IDS[c[0]], ) + c[1:])) for c in GRADCHECK_CASES])
-def test_memory_path_gradcheck(problem, solver, non_negative, mu, num_steps, recompute):
+def test_fast_path_gradcheck(problem, solver, non_negative, mu, num_steps, recompute):
     x, weight, dictionary, step = make_problem(PROBLEMS[problem])
     fn = lambda x, w: sparse_code(x, w, dictionary, step, 0.1, num_steps, solver,  # noqa: E731
                                   non_negative, mu, recompute)
@@ -126,7 +131,7 @@ def test_memory_path_gradcheck(problem, solver, non_negative, mu, num_steps, rec
 @pytest.mark.parametrize('problem', PROBLEMS, ids=PROBLEM_IDS)
 @pytest.mark.parametrize('solver', SOLVERS)
 @pytest.mark.parametrize('non_negative,mu', [(True, 0.0), (False, 0.0), (True, 0.5)])
-def test_memory_path_matches_reference_fp32(problem, solver, non_negative, mu):
+def test_fast_path_matches_reference_fp32(problem, solver, non_negative, mu):
     x, weight, dictionary, step = make_problem(problem, dtype=torch.float32)
     for num_steps in [1, 2, 3, 5]:
         args = (dictionary, step, 0.1, num_steps, solver, non_negative, mu)
@@ -371,7 +376,8 @@ def test_state_dict_round_trip_and_sdnet_checkpoint():
     converted.eval()
     converted(x)
     assert converted.power_vector.numel() > 0
-    assert converted.step_size.item() == pytest.approx(layer.step_size.item(), rel=1e-3)
+    # Both are power-iteration estimates of the same L (50 cold iterations against 53): within 1 %.
+    assert converted.step_size.item() == pytest.approx(layer.step_size.item(), rel=1e-2)
 
 
 def test_lambda_is_settable_and_not_in_state_dict():
@@ -386,23 +392,23 @@ def test_lambda_is_settable_and_not_in_state_dict():
 # ----------------------------------------------------------------- memory, FLOPs, dtype
 
 
-def test_memory_path_saves_less_than_reference():
+def test_fast_path_saves_less_than_reference():
     torch.manual_seed(0)
     x = torch.randn(2, 8, 16, 16, requires_grad=True)
     signal_bytes = x.numel() * 4
     weight_bytes = 8 * 8 * 9 * 4
     measured = {}
-    for name, kwargs in [('memory', {}), ('recompute', dict(recompute=True)),
+    for name, kwargs in [('fast', {}), ('recompute', dict(recompute=True)),
                          ('reference', dict(impl='reference'))]:
         layer = CSCConv2d(8, 8, 3, **kwargs)
         measured[name] = saved_bytes(lambda: layer(x))
     # x, z₁, A z₁ and z₂'s one-byte support (+ the dictionary, its ±η-scaled copies, and η).
-    assert 3.25 * signal_bytes <= measured['memory'] <= 3.25 * signal_bytes + 3 * weight_bytes + 64
+    assert 3.25 * signal_bytes <= measured['fast'] <= 3.25 * signal_bytes + 3 * weight_bytes + 64
     assert 2.25 * signal_bytes <= measured['recompute'] <= 2.25 * signal_bytes + 3 * weight_bytes + 64
-    assert measured['reference'] > 1.5 * measured['memory']
+    assert measured['reference'] > 1.5 * measured['fast']
 
 
-@pytest.mark.parametrize('impl', ['memory', 'reference'])
+@pytest.mark.parametrize('impl', ['fast', 'reference'])
 @pytest.mark.parametrize('num_steps', [1, 2, 3])
 def test_flops_hand_count(impl, num_steps):
     pytest.importorskip('mmengine')
@@ -432,7 +438,7 @@ def test_flops_hand_count(impl, num_steps):
 
 
 @pytest.mark.parametrize('kind', KINDS)
-@pytest.mark.parametrize('impl', ['memory', 'reference'])
+@pytest.mark.parametrize('impl', ['fast', 'reference'])
 def test_bf16_autocast_cpu(kind, impl):
     layer, x = make_layer(kind, num_steps=3, impl=impl)
     layer.eval()
@@ -468,6 +474,7 @@ BAD_ARGUMENTS = [
     (lambda: CSCConv2d(3, 8, power_interval=0), 'power_interval'),
     (lambda: CSCConv2d(3, 8, power_max_size=0), 'power_max_size'),
     (lambda: CSCConv2d(3, 8, impl='triton'), 'impl'),
+    (lambda: CSCConv2d(3, 8, impl='memory'), 'impl'),
     (lambda: CSCConv1d(3, 8, (3, 3)), 'kernel_size'),
     (lambda: CSCLinear(0, 8), 'in_features'),
     (lambda: CSCLinear(8, 8, solver='lista'), 'solver'),
@@ -484,3 +491,163 @@ def test_bad_arguments_raise_one_sentence_value_error(build, argument):
     message = str(error.value)
     assert message.startswith(argument + ' must be') and message.endswith('.')
     assert message.count('. ') == 0
+
+
+# ------------------------------------------------------- registered ops and PyTorch's machinery
+
+
+def warm_layer(layer, size):
+    """``layer`` in eval mode after one forward on ``size`` (the step-size estimate exists)."""
+    layer.eval()
+    with torch.no_grad():
+        layer(torch.randn(1, layer.in_channels, *size))
+    return layer
+
+
+# (geometry of the op arguments, x shape, weight shape): strided odd-size conv2d, grouped dilated
+# conv1d, matrix.
+OP_PROBLEMS = [
+    ((2, [2, 2], [1, 1], [1, 1], 1), (2, 2, 5, 6), (3, 2, 3, 3)),
+    ((1, [1], [2], [2], 2), (2, 4, 7), (4, 2, 3)),
+    ((0, [], [], [], 1), (4, 5), (6, 5)),
+]
+
+
+@pytest.mark.parametrize('problem', OP_PROBLEMS, ids=['conv2d', 'conv1d', 'linear'])
+@pytest.mark.parametrize('non_negative,mu', [(True, 0.0), (False, 0.5)])
+def test_opcheck(problem, non_negative, mu):
+    """Schema, fake kernels (sizes and strides), autograd registration and AOT dispatch of every op."""
+    geometry, x_shape, w_shape = problem
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(x_shape, generator=generator, dtype=torch.float64)
+    weight = torch.randn(w_shape, generator=generator, dtype=torch.float64)
+    step = torch.tensor(0.3, dtype=torch.float64)
+    theta, scale = step * 0.1, (1 / (1 + step * mu) if mu else None)
+    ops = torch.ops.mmconv
+    for requires_grad in (False, True):
+        weight.requires_grad_(requires_grad)
+        x.requires_grad_(requires_grad)
+        args = (weight, x, step, theta, scale, *geometry, non_negative, requires_grad)
+        torch.library.opcheck(ops.csc_encode.default, args)
+        c, z = (t.detach().requires_grad_(requires_grad) for t in ops.csc_encode(*args))
+        y = (1.2 * z).detach().requires_grad_(requires_grad)
+        for point in (None, z):
+            args = (weight, x, y, point, c, step, theta, scale, *geometry, non_negative,
+                    point is None, requires_grad)
+            torch.library.opcheck(ops.csc_step.default, args)
+    weight, x, c, z, y = (t.detach() for t in (weight, x, c, z, y))
+    grad = torch.randn_like(z)
+    for support, need in [(z, (True, True)), (z != 0, (False, True)), (z, (True, False))]:
+        torch.library.opcheck(ops.csc_encode_backward.default,
+                              (grad, grad, x, weight, step, scale, support, *geometry, non_negative, *need))
+    torch.library.opcheck(ops.csc_encode_backward.default,
+                          (None, grad, x, weight, step, scale, z, *geometry, non_negative, True, True))
+    z2, decoded = ops.csc_step(weight, x, y, z, c, step, theta, scale, *geometry, non_negative,
+                               True, False)
+    padding = [] if geometry[0] == 0 else transpose_output_padding(x_shape[2:], c.shape[2:], w_shape[2:],
+                                                                  *geometry[1:4])
+    for grad_decoded, saved, need in [(None, decoded, (True, True, False)), (torch.randn_like(decoded), None,
+                                                                               (True, True, True)),
+                                      (None, None, (False, False, False))]:
+        torch.library.opcheck(ops.csc_step_backward.default,
+                              (torch.randn_like(z2), grad_decoded, z2 != 0, weight, step, scale, z,
+                               saved, padding, *geometry, non_negative, *need))
+
+
+@pytest.mark.parametrize('problem', OP_PROBLEMS, ids=['conv2d', 'conv1d', 'linear'])
+def test_step_op_gradcheck_both_outputs(problem):
+    """The step op's gradients for both its outputs (z and the decoding ``A p`` it returns), with the
+    gradient point given or y itself, saving or recomputing ``A p``."""
+    geometry, x_shape, w_shape = problem
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(x_shape, generator=generator, dtype=torch.float64)
+    weight = torch.randn(w_shape, generator=generator, dtype=torch.float64, requires_grad=True)
+    step = torch.tensor(0.3, dtype=torch.float64)
+    theta = step * 0.1
+    c, z = (t.detach().requires_grad_() for t in torch.ops.mmconv.csc_encode(
+        weight, x, step, theta, None, *geometry, True, False))
+    y = (1.3 * z + 0.1).detach().requires_grad_()
+    for recompute in (False, True):
+        def fn(weight, y, c, point=None):
+            return torch.ops.mmconv.csc_step(weight, x, y, point, c, step, theta, None, *geometry,
+                                             True, False, recompute)
+        assert torch.autograd.gradcheck(fn, (weight, y, c))
+        assert torch.autograd.gradcheck(fn, (weight, y, c, z))
+    # η is not differentiated: asking for its gradient raises instead of returning zero.
+    step.requires_grad_()
+    z = torch.ops.mmconv.csc_step(weight, x, y, None, c, step, theta, None, *geometry, True, False, False)[0]
+    with pytest.raises(RuntimeError, match='step size'):
+        z.sum().backward()
+
+
+def test_traced_graph_has_the_registered_ops():
+    layer = warm_layer(CSCConv2d(3, 4, 3, num_steps=3), (8, 8))
+    graph = str(torch.jit.trace(layer, torch.randn(1, 3, 8, 8)).graph)
+    assert graph.count('mmconv::csc_encode') == 1 and graph.count('mmconv::csc_step') == 2
+
+
+def test_compiled_matches_eager_eval():
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(3, 5, 3, stride=2, num_steps=3), (10, 12))
+    assert_compiled_matches_eager(layer, [torch.randn(2, 3, 10, 12), torch.randn(3, 3, 14, 11)])
+
+
+def test_compiled_matches_eager_training_with_state():
+    """Training mode: the power iteration updates the buffers inside the compiled forward.
+
+    Codes larger than ``power_max_size`` keep the power vector's shape across sizes (no recompile);
+    outputs, gradients and the updated buffers equal eager's.
+    """
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(3, 5, 3, stride=2, num_steps=3, power_max_size=4), (10, 12)).train()
+    inputs = [torch.randn(2, 3, 10, 12), torch.randn(3, 3, 14, 11)]
+    assert_compiled_matches_eager(layer, inputs)
+    # power_interval = 2: one compiled graph per phase, then no more; the state follows eager's.
+    torch._dynamo.reset()
+    layer.power_interval = 2
+    eager, compiled_layer = layer, copy.deepcopy(layer)
+    compiled = torch.compile(compiled_layer, fullgraph=True, dynamic=True, backend='aot_eager')
+    for x in inputs * 2:
+        for got, want in zip(outputs_and_grads(compiled, x), outputs_and_grads(eager, x)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+        for name, buffer in eager.named_buffers():
+            torch.testing.assert_close(compiled_layer.get_buffer(name), buffer, rtol=1e-5, atol=1e-7)
+
+
+def test_onnx_matches_eager(tmp_path):
+    """The default exporter traces the reference ('auto' during export), with dynamic batch and size
+    (odd and even sizes with stride 2: the decoding's output padding differs)."""
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(3, 5, 3, stride=2, num_steps=3), (10, 12))
+    assert_onnx_matches_eager(layer, [torch.randn(2, 3, 10, 12), torch.randn(3, 3, 15, 11)], tmp_path / 'csc.onnx')
+
+
+def test_onnx_export_without_step_size_raises(tmp_path):
+    layer = CSCConv2d(3, 5, 3).eval()
+    with pytest.raises(RuntimeError, match='no step-size estimate'):
+        torch.onnx.export(layer, (torch.randn(1, 3, 8, 8), ), str(tmp_path / 'csc.onnx'), dynamo=True)
+
+
+def test_second_order_refused_fast_and_exact_reference():
+    torch.manual_seed(0)
+    layer = warm_layer(CSCConv2d(2, 3, 3, stride=2, num_steps=3), (7, 6)).double()
+    x = torch.randn(2, 2, 7, 6, dtype=torch.float64)
+    assert_second_order_refused(layer, [x], 'CSC')
+    layer.impl = 'reference'
+    weight = layer.weight.detach().clone()
+    fn = lambda x, w: sparse_code_reference(x, w, layer.dictionary, layer.step_size.double(),  # noqa: E731
+                                            0.1, 3)
+    assert torch.autograd.gradgradcheck(fn, (x.requires_grad_(), weight.requires_grad_()))
+
+
+def test_channels_last_train_and_eval():
+    def factory():
+        torch.manual_seed(0)
+        return CSCConv2d(3, 5, 3, stride=2, num_steps=3)
+
+    assert_channels_last(factory, torch.randn(2, 3, 9, 10))
+
+
+def test_empty_batch():
+    torch.manual_seed(0)
+    assert_empty_batch(CSCConv2d(3, 5, 3, stride=2, num_steps=3), (3, ), (9, 10))

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmconv.ops import CSCConv1d, CSCLinear
+from op_integration import assert_compiled_matches_eager, assert_empty_batch
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -71,3 +72,36 @@ def test_conv1d_two_steps_match_closed_form_odd_length_stride2():
     residual = x - F.conv_transpose1d(z1, w, stride=2, padding=2, output_padding=pad)
     z2 = F.relu(z1 + eta * F.conv1d(residual, w, stride=2, padding=2) - eta * lam)
     torch.testing.assert_close(out, z2, rtol=0, atol=1e-12)
+
+
+def test_conv1d_empty_batch():
+    torch.manual_seed(0)
+    assert_empty_batch(CSCConv1d(3, 5, 3, stride=2, num_steps=3), (3, ), (11, ))
+
+
+def test_linear_empty_batch():
+    layer = CSCLinear(8, 12, num_steps=3)
+    for training in (True, False):
+        layer.train(training)
+        x = torch.randn(0, 5, 8, requires_grad=True)
+        out = layer(x)
+        assert out.shape == (0, 5, 12)
+        grad_x, grad_weight = torch.autograd.grad(out.sum(), [x, layer.weight])
+        assert grad_x.shape == x.shape and grad_weight.shape == layer.weight.shape and not grad_weight.any()
+
+
+@pytest.mark.parametrize('kind', ['conv1d', 'linear'])
+def test_compiled_matches_eager(kind):
+    """fullgraph + dynamic compile on two sizes, with momentum (4 steps): FISTA's gradient at the
+    extrapolated point (conv1d) and SDNet's at the iterate with signed elastic-net codes (matrix)."""
+    torch.manual_seed(0)
+    if kind == 'conv1d':
+        layer = CSCConv1d(3, 5, 5, stride=2, num_steps=4, solver='fista')
+        probe, inputs = torch.randn(1, 3, 13), [torch.randn(2, 3, 13), torch.randn(3, 3, 18)]
+    else:
+        layer = CSCLinear(8, 12, num_steps=4, mu=0.3, non_negative=False)
+        probe, inputs = torch.randn(1, 8), [torch.randn(2, 5, 8), torch.randn(3, 7, 8)]
+    layer.eval()
+    with torch.no_grad():
+        layer(probe)
+    assert_compiled_matches_eager(layer, inputs)

@@ -1,61 +1,15 @@
-"""Convolutional sparse coding (CSC) layers: drop-in replacements for Conv2d, Conv1d and Linear.
-
-Dai et al., "Revisiting Sparse Convolutional Model for Visual Recognition", NeurIPS 2022.
-https://arxiv.org/abs/2210.12945 (official code: https://github.com/Delay-Xili/SDNet)
-
-A CSC layer outputs the sparse code of its input under a learned dictionary whose atoms are the
-layer's filters: with ``A`` the transposed convolution by ``weight`` (the convolution it replaces is
-``Aᵀ``), the output approximately solves
-
-    min_{z ≥ 0}  ½‖x − A z‖² + λ‖z‖₁ + μ/2 ‖z‖²,
-
-by ``num_steps`` unrolled proximal-gradient steps from z = 0 with step 0.9/L (L = ‖A‖² by power
-iteration). The output has the shape of the replaced layer's output and no bias. With the SDNet
-defaults (2 steps, λ = 0.1, μ = 0, non-negative codes, unit-norm atoms) the layer is
-``z₁ = ReLU(η Aᵀx − ηλ)``, ``z = ReLU(z₁ + η Aᵀ(x − A z₁) − ηλ)``; the solver is shared with the
-other layers here and lives in :mod:`mmconv.ops.sparse_coding`.
-
-Differences from the SDNet code, all of them intended:
-
-* any input size after the first call, including odd sizes with stride 2 (the transposed conv's
-  output padding follows the actual input size instead of a fixed 0/1);
-* η and the power-iteration vector are buffers updated inside ``forward`` (warm-started, one
-  iteration per training step by default) instead of by the training loop with up to 50 iterations
-  and a host sync; the reconstruction loss the SDNet code computes and discards is not computed;
-* λ is a plain attribute that can change at test time (:func:`set_csc_lambda`);
-* ``'fista'`` (gradient at the extrapolated point) is offered beside SDNet's ``'sdnet_fista'``;
-  with the default 2 steps all solvers coincide;
-* SDNet's tiling of the input (``EXPANSION_FACTOR`` > 1), its unsquared-noise variant and its
-  ignored ``PAD_MODE`` are not reproduced (every released config uses 1 / squared / zeros).
-
-SDNet checkpoints load after renaming ``<layer>.dn.weight`` / ``<layer>.dn.step_size`` to
-``<layer>.weight`` / ``<layer>.step_size``; they carry no power vector, so the first forward
-re-estimates η from the weights, as SDNet's own validation loop does.
-
-FLOPs (counted by :func:`mmconv.analysis.get_model_complexity_info`, 1 MAC = 1 FLOP): the analysis
-conv ``Aᵀx`` once plus, per later step, one synthesis and one analysis conv, each costing the
-replaced layer's MACs, i.e. ``(2·num_steps − 1)·B·C_out·(C_in/groups)·(kernel volume)·(output
-positions)`` (``(2·num_steps − 1)·N·m·d`` for CSCLinear), for either implementation. Thresholds,
-momentum, atom normalisation and the power iteration are not counted: the power iteration runs in
-training only (and once in eval before the first estimate), on one code-sized vector of at most
-``power_max_size`` per dimension, costing 2 batch-1 convolutions per update (under 1 % of a B = 8,
-56×56 training step), and is skipped while tracing.
-"""
+"""The CSC layers: CSCConv2d, CSCConv1d and CSCLinear, and ``set_csc_lambda`` (see :mod:`mmconv.ops.csc`)."""
 import re
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
-from .sparse_coding import ConvDictionary, LinearDictionary, SparseCodingLayer
+from ..validation import check_positive
+from .dictionaries import ConvDictionary, LinearDictionary
+from .layer import SparseCodingLayer
 
 __all__ = ['CSCConv2d', 'CSCConv1d', 'CSCLinear', 'set_csc_lambda']
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name} must be a positive integer, got {value!r}.')
-    return value
 
 
 def _per_dim(name: str, value, ndim: int, minimum: int) -> Tuple[int, ...]:
@@ -93,11 +47,11 @@ class _CSCConvNd(SparseCodingLayer):
                  power_interval: int = 1,
                  power_max_size: int = 32,
                  recompute: bool = False,
-                 impl: str = 'memory'):
+                 impl: str = 'auto'):
         ndim = self._ndim
-        _positive_int('in_channels', in_channels)
-        _positive_int('out_channels', out_channels)
-        _positive_int('groups', groups)
+        check_positive('in_channels', in_channels)
+        check_positive('out_channels', out_channels)
+        check_positive('groups', groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'groups must be a positive integer dividing in_channels ({in_channels}) '
                              f'and out_channels ({out_channels}), got {groups}.')
@@ -153,7 +107,7 @@ class CSCConv2d(_CSCConvNd):
         lam: ℓ1 weight λ (SDNet: 0.1), an attribute that may change at test time.
         solver: ``'sdnet_fista'`` (default, SDNet's recursion: momentum, gradient at the current
             iterate), ``'fista'`` (true FISTA, gradient at the extrapolated point) or ``'ista'``;
-            identical for num_steps ≤ 2 (see :mod:`mmconv.ops.sparse_coding`).
+            identical for num_steps ≤ 2 (see :mod:`mmconv.ops.csc`).
         non_negative: codes z ≥ 0 (SDNet: True).
         mu: ℓ2 (elastic-net) weight μ (SDNet: 0).
         normalize_atoms: project the atoms to unit norm at every forward (SDNet: True).
@@ -163,8 +117,9 @@ class CSCConv2d(_CSCConvNd):
         power_max_size: largest code size per spatial dimension the power iteration runs on.
         recompute: recompute ``A z`` in backward instead of saving it (less memory, one more
             transposed conv per step).
-        impl: ``'memory'`` (default, memory-lean custom autograd) or ``'reference'`` (the SDNet
-            recursion with plain autograd); they agree to rounding.
+        impl: ``'auto'`` (default: ``'fast'``, or the reference while exporting to ONNX), ``'fast'``
+            (the registered ``mmconv::csc_*`` ops, memory-lean) or ``'reference'`` (the SDNet
+            recursion with plain autograd, which also differentiates twice); they agree to rounding.
 
     Shape:
         x: B × C_in × H × W → B × C_out × H' × W', H' = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1.
@@ -217,9 +172,9 @@ class CSCLinear(SparseCodingLayer):
                  power_iters: int = 1,
                  power_interval: int = 1,
                  recompute: bool = False,
-                 impl: str = 'memory'):
-        _positive_int('in_features', in_features)
-        _positive_int('out_features', out_features)
+                 impl: str = 'auto'):
+        check_positive('in_features', in_features)
+        check_positive('out_features', out_features)
         super().__init__((out_features, in_features), LinearDictionary(), num_steps=num_steps, lam=lam,
                          solver=solver, non_negative=non_negative, mu=mu,
                          normalize_atoms=normalize_atoms, step_scale=step_scale,
