@@ -45,6 +45,10 @@ def build_backbone(name: str) -> nn.Module:
     torch.manual_seed(0)
     backbone = MODELS.build(cfg)
     backbone.init_weights()
+    # A trained or converted model carries its state; a fresh SDNet estimates its CSC step sizes
+    # on its first forward (a state change that would recompile, and that export refuses).
+    with torch.no_grad():
+        backbone(torch.randn(1, 3, 64, 72))
     return LastStage(backbone).eval()
 
 
