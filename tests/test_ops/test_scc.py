@@ -4,8 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmconv.ops.scc import SCC, SCCFunction, draw_forced_levels
+from mmconv.ops.scc import SCC, draw_forced_levels
+from mmconv.ops.scc.ops import scc_forward
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
+
+from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
+                            assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
 
 
 
@@ -130,10 +134,13 @@ def test_gradcheck_fast_path(training):
     module = make_scc(2, 3, 3, 2, seed=1)
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
     assert selection_margin(module, x) > 1e-3
-    forced = (torch.tensor([0, 5, 7, 20]), torch.tensor([1, 0, 1, 0])) if training else (None, None)
+    forced = None
+    if training:
+        forced = torch.full((1, 3, 3, 3), -1, dtype=torch.int8)
+        forced.view(-1)[torch.tensor([0, 5, 7, 20])] = torch.tensor([1, 0, 1, 0], dtype=torch.int8)
 
     def run(x, weight, bias, alpha, beta):
-        return SCCFunction.apply(x, weight, bias, alpha, beta, 2, 1, 1, *forced)
+        return scc_forward(x, weight, bias, alpha, beta, 2, 1, 1, forced)[0]
 
     params = [p.detach().clone().requires_grad_(True) for p in module.parameters()]
     inputs = [x.requires_grad_(True)] + params
@@ -150,9 +157,9 @@ def test_forced_level_overrides_larger_levels():
     responses = level_responses(module, x)
     affine = affine_responses(module, responses)
     torch.manual_seed(3)
-    positions, levels = draw_forced_levels(affine[0].numel(), 3, 1 / 3, x.device)
-    assert positions.numel() == affine[0].numel()  # p = 1/L forces every element
-    expected = affine.flatten(1).gather(0, levels.view(1, -1)).view_as(affine[0])
+    levels = draw_forced_levels(affine[0].shape, 3, 1 / 3, x.device)
+    assert (levels >= 0).all()  # p = 1/L forces every element
+    expected = affine.flatten(1).gather(0, levels.long().view(1, -1)).view_as(affine[0])
     for impl in ('reference', 'fast'):
         module.impl = impl
         torch.manual_seed(3)
@@ -162,24 +169,25 @@ def test_forced_level_overrides_larger_levels():
 
 
 def test_draw_forced_levels_statistics():
+    """Each level forced with probability p, the natural choice kept with 1 − L·p, independently."""
     torch.manual_seed(0)
-    numel, levels, prob = 1_000_000, 3, 0.05
-    positions, drawn = draw_forced_levels(numel, levels, prob, torch.device('cpu'))
-    assert positions.dtype == torch.int64 and positions.min() >= 0 and positions.max() < numel
-    assert torch.all(positions[1:] > positions[:-1])
-    frequencies = torch.bincount(drawn, minlength=levels).double() / numel
-    assert torch.allclose(frequencies, torch.full((levels,), prob, dtype=torch.float64), atol=2e-3)
-    assert draw_forced_levels(numel, levels, 0.0, torch.device('cpu')) is None
-    small = draw_forced_levels(10, 2, 0.01, torch.device('cpu'))
-    assert small[0].numel() == small[1].numel() and (small[0] < 10).all()
+    shape, levels, prob = (10, 100, 1000), 3, 0.05
+    drawn = draw_forced_levels(shape, levels, prob, torch.device('cpu'))
+    assert drawn.dtype == torch.int8 and drawn.shape == shape
+    frequencies = torch.bincount(drawn.flatten().long() + 1, minlength=levels + 1).double() / drawn.numel()
+    want = torch.tensor([1 - levels * prob] + [prob] * levels, dtype=torch.float64)
+    assert torch.allclose(frequencies, want, atol=2e-3)
+    assert ((drawn[:, :, 1:] >= 0) & (drawn[:, :, :-1] >= 0)).double().mean() == pytest.approx(
+        (levels * prob) ** 2, abs=2e-3)  # neighbours independent
+    assert (draw_forced_levels(shape, levels, 1 / levels, torch.device('cpu')) >= 0).all()
 
 
 def test_draw_ignores_autocast_dtype():
     torch.manual_seed(0)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        positions, _ = draw_forced_levels(400_000, 2, 0.005, torch.device('cpu'))
-    # bf16 rand + floor would force 0.0039 per level; the float64 gaps keep 0.005.
-    assert abs(positions.numel() / 400_000 - 0.01) < 1e-3
+        drawn = draw_forced_levels((400_000,), 2, 0.005, torch.device('cpu'))
+    # bf16 rand + floor would force 0.0039 per level; the fp32 draw keeps 0.005.
+    assert abs((drawn >= 0).double().mean().item() - 0.01) < 1e-3
 
 
 def test_train_mode_reproducible_eval_deterministic():
@@ -253,7 +261,7 @@ def test_fast_path_saves_input_and_int8_choice_only(kernel_size):
     reference = saved_bytes(lambda: module(x))
     params = (module.weight.numel() + module.bias.numel() + module.alpha.numel()) * 4
     out_numel = 2 * 16 * 12 * 12
-    assert fast == x.numel() * 4 + out_numel + params
+    assert fast == x.numel() * 4 + out_numel + params  # x, the int8 choice, weight, bias and alpha
     assert reference > 2 * fast
 
 
@@ -291,3 +299,75 @@ def test_flops_count_every_nested_conv(impl, kernel_size, stride, groups):
     out_pixels = 2 * ((9 - 1) // stride + 1) ** 2
     taps = sum((2 * i + 1) ** 2 for i in range(kernel_size // 2 + 1))  # 1 + 9 (+ 25)
     assert flops == out_pixels * 16 * (8 // groups) * taps
+
+
+def test_opcheck():
+    torch.manual_seed(0)
+    module = make_scc(4, 6, 5, 2, groups=2, seed=1)
+    x = torch.randn(2, 4, 7, 6, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_(True) for p in module.parameters()]
+    forced = torch.full((2, 6, 4, 3), -1, dtype=torch.int8)
+    forced[0, :2] = 1
+    for extra in (None, forced):
+        torch.library.opcheck(torch.ops.mmconv.scc_forward.default, (x, *params, 2, 1, 2, extra))
+    out, choice = scc_forward(x, *params, 2, 1, 2, None)
+    torch.library.opcheck(torch.ops.mmconv.scc_backward.default,
+                          (torch.randn_like(out), x.detach(), choice, *[p.detach() for p in params[:3]],
+                           2, 1, 2, True))
+
+
+def test_second_order_is_refused_in_one_sentence():
+    module = make_scc(2, 3, 3, seed=1).eval()
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    assert_second_order_refused(module, [x], 'SCC')
+    assert selection_margin(module, x) > 1e-3  # finite differences stay on one side of every choice
+    module.impl = 'reference'  # the way out the sentence names
+    assert torch.autograd.gradgradcheck(module, (x.requires_grad_(True),))
+
+
+def make_layer(stride=2, mask_prob=0.0):
+    torch.manual_seed(0)
+    return SCC(6, 8, 5, stride=stride, groups=2, mask_prob=mask_prob)
+
+
+@pytest.mark.parametrize('stride,training', [(1, False), (2, True)])
+def test_compiled_matches_eager(stride, training):
+    """Training without forcing (a compiled and an eager run would draw different maps)."""
+    inputs = [torch.randn(2, 6, 10, 13), torch.randn(3, 6, 14, 11)]
+    assert_compiled_matches_eager(make_layer(stride).train(training), inputs)
+
+
+def test_compiles_with_the_forced_draw():
+    """The draw has a fixed shape, so training with forcing compiles in one graph (values: same seed)."""
+    layer = make_layer(mask_prob=0.2).train()
+    compiled = torch.compile(layer, fullgraph=True, dynamic=True, backend='aot_eager')
+    x = torch.randn(2, 6, 10, 13)
+    torch.manual_seed(5)
+    want = layer(x)
+    torch.manual_seed(5)
+    torch.testing.assert_close(compiled(x), want)
+
+
+def test_onnx_export_matches_eager(tmp_path):
+    inputs = [torch.randn(2, 6, 10, 13), torch.randn(3, 6, 15, 9)]
+    assert_onnx_matches_eager(make_layer(), inputs, tmp_path / 'scc.onnx')
+
+
+def test_empty_batch():
+    assert_empty_batch(make_layer(mask_prob=0.2), (6,), (9, 10))
+
+
+def test_channels_last():
+    assert_channels_last(make_layer, torch.randn(2, 6, 9, 10))
+
+
+def test_channels_last_training_with_forcing():
+    """The issue's crash: forced levels written into a channels_last choice map."""
+    x = torch.randn(2, 6, 9, 10)
+    results = []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        layer = make_layer(mask_prob=0.2).train().to(memory_format=memory_format)
+        torch.manual_seed(7)
+        results.append(outputs_and_grads(layer, x.contiguous(memory_format=memory_format)))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want)
