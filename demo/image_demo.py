@@ -71,7 +71,7 @@ def main(argv=None):
     args = parse_args(argv)
     import mmcv
 
-    from mmconv.analysis.inference import draw_predictions, load_inferencer, read_image
+    from mmconv.analysis.inference import draw_predictions, load_inferencer, predict, read_image
     from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
     if not osp.isdir(osp.dirname(osp.abspath(args.out_file))):
         fail(f'the folder of {args.out_file} does not exist.')
@@ -83,7 +83,8 @@ def main(argv=None):
     except RuntimeError as error:  # mmengine's strict loading lists the keys that do not fit
         fail(f'{args.checkpoint} does not fit the model of {args.config}: '
              f'{mismatch_summary(error)}.')
-    picture = draw_predictions(inferencer, image, topk=args.topk, score_thr=args.score_thr)
+    picture = draw_predictions(inferencer, image, predict(inferencer, image), topk=args.topk,
+                               score_thr=args.score_thr)
     mmcv.imwrite(picture[..., ::-1], args.out_file)
     print(f'Wrote {args.out_file}.')
 

@@ -19,7 +19,7 @@ from torch import nn
 from mmconv.utils.runtime import load_config
 
 __all__ = ['draw_predictions', 'leaf_dataset', 'load_inferencer', 'load_model', 'load_images',
-           'read_image']
+           'predict', 'read_image']
 
 
 def load_model(config: str,
@@ -148,26 +148,35 @@ def load_inferencer(config: str,
     return ImageClassificationInferencer(model, pretrained=False)
 
 
-def draw_predictions(inferencer, image: np.ndarray, topk: int = 3,
+def predict(inferencer, image: np.ndarray):
+    """The prediction of ``inferencer`` (from :func:`load_inferencer`) on the RGB ``image``: an
+    mmpretrain ``DataSample`` (``pred_score``) or an mmdet ``DetDataSample`` (``pred_instances``).
+    """
+    from mmpretrain.apis import ImageClassificationInferencer
+    if not isinstance(inferencer, ImageClassificationInferencer):
+        return inferencer(image[..., ::-1], return_datasamples=True)['predictions'][0]
+    # Pipelines that load files see BGR (OpenCV's order); the others, as their datasets give it, RGB.
+    pipeline = leaf_dataset(inferencer.config.test_dataloader['dataset'])['pipeline']
+    return inferencer(image[..., ::-1] if _reads_files(pipeline) else image,
+                      return_datasamples=True)[0]
+
+
+def draw_predictions(inferencer, image: np.ndarray, prediction, topk: int = 3,
                      score_thr: float = 0.3) -> np.ndarray:
-    """Run ``inferencer`` (from :func:`load_inferencer`) on the RGB ``image`` and draw what it
-    predicts with its library's visualiser: the ``topk`` classes and their scores for a classifier,
-    the boxes (and masks) scoring at least ``score_thr`` for a detector.
+    """Draw ``prediction`` (from :func:`predict`) on the RGB ``image`` with the visualiser of the
+    inferencer's library: the ``topk`` classes and their scores for a classifier, the boxes (and
+    masks) scoring at least ``score_thr`` for a detector.
 
     Returns:
         The picture, an RGB array of the image's size.
     """
     from mmpretrain.apis import ImageClassificationInferencer
     if not isinstance(inferencer, ImageClassificationInferencer):
-        result = inferencer(image[..., ::-1], return_vis=True, no_save_vis=True, no_save_pred=True,
-                            pred_score_thr=score_thr)
-        return result['visualization'][0]
+        inferencer.visualizer.add_datasample(
+            'prediction', image, prediction, draw_gt=False, pred_score_thr=score_thr)
+        return inferencer.visualizer.get_image()
     from mmpretrain.visualization import UniversalVisualizer
-    # Pipelines that load files see BGR (OpenCV's order); the others, as their datasets give it, RGB.
-    pipeline = leaf_dataset(inferencer.config.test_dataloader['dataset'])['pipeline']
-    sample = inferencer(image[..., ::-1] if _reads_files(pipeline) else image,
-                        return_datasamples=True)[0]
-    scores = sample.pred_score
-    sample.set_pred_label(scores.topk(min(topk, scores.numel())).indices)
+    scores = prediction.pred_score
+    top = prediction.clone().set_pred_label(scores.topk(min(topk, scores.numel())).indices)
     return UniversalVisualizer().visualize_cls(
-        image, sample, classes=inferencer.classes, draw_gt=False)
+        image, top, classes=inferencer.classes, draw_gt=False)
