@@ -155,10 +155,10 @@ def predict(inferencer, image: np.ndarray):
     from mmpretrain.apis import ImageClassificationInferencer
     if not isinstance(inferencer, ImageClassificationInferencer):
         return inferencer(image[..., ::-1], return_datasamples=True)['predictions'][0]
-    # Pipelines that load files see BGR (OpenCV's order); the others, as their datasets give it, RGB.
+    # Pipelines that load files see BGR (OpenCV's order); the others RGB, as their datasets give it.
     pipeline = leaf_dataset(inferencer.config.test_dataloader['dataset'])['pipeline']
-    return inferencer(image[..., ::-1] if _reads_files(pipeline) else image,
-                      return_datasamples=True)[0]
+    batch = next(inferencer.preprocess([image[..., ::-1] if _reads_files(pipeline) else image]))
+    return inferencer.forward(batch)[0]  # its __call__'s steps, without its progress bar
 
 
 def draw_predictions(inferencer, image: np.ndarray, prediction, topk: int = 3,

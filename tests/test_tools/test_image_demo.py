@@ -52,9 +52,10 @@ def images(tmp_path_factory):
     return paths
 
 
-def load_image_demo():
-    spec = importlib.util.spec_from_file_location('image_demo',
-                                                  osp.join(REPO_ROOT, 'demo/image_demo.py'))
+def load_script(path):
+    """Import the script at ``path`` (from the repository root) as a module."""
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0],
+                                                  osp.join(REPO_ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -99,14 +100,15 @@ def test_image_demo_draws_a_picture_of_the_image_size(checkpoints, images, tmp_p
     image_path = images['cls' if task == 'cls' else 'det']
     config = CLS_CONFIG if task == 'cls' else MASK_CONFIG
     out = tmp_path / 'out.png'
-    load_image_demo().main([image_path, config, checkpoints[task], '--out-file', str(out), *extra])
+    load_script('demo/image_demo.py').main(
+        [image_path, config, checkpoints[task], '--out-file', str(out), *extra])
     picture, image = mmcv.imread(str(out)), mmcv.imread(image_path)
     assert picture.shape == image.shape
     assert (picture != image).mean() > 0.01  # labels, boxes or masks are drawn on it
 
 
 def test_image_demo_refuses_bad_input_in_one_line(checkpoints, images, tmp_path, capsys):
-    image_demo = load_image_demo()
+    image_demo = load_script('demo/image_demo.py')
     out = tmp_path / 'out.png'
     missing = str(tmp_path / 'missing')
     not_an_image = tmp_path / 'notes.png'
@@ -126,3 +128,15 @@ def test_image_demo_refuses_bad_input_in_one_line(checkpoints, images, tmp_path,
         assert error.startswith('image_demo.py: error: ') and message in error, error
         assert '\n' not in error and len(error) < 600, error
     assert sorted(p.name for p in tmp_path.iterdir()) == ['notes.png']  # nothing written
+
+
+def test_make_demo_writes_a_picture_per_validation_image(checkpoints, images, tmp_path):
+    import mmcv
+    image = mmcv.imread(images['det'])
+    second = str(tmp_path / 'second.png')
+    mmcv.imwrite(image[:96, :80], second)
+    out_dir = tmp_path / 'pictures'
+    written = load_script('tools/misc/demo.py').write_pictures(
+        MASK_CONFIG, checkpoints['mask'], [images['det'], second], str(out_dir))
+    assert written == [str(out_dir / 'det.png'), str(out_dir / 'second.png')]
+    assert [mmcv.imread(path).shape for path in written] == [(120, 150, 3), (96, 80, 3)]
