@@ -9,7 +9,9 @@ import torch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CONFIG = osp.join(REPO_ROOT, 'configs/demo/rednet26-w16_demo-cls.py')
+FASTER_CONFIG = osp.join(REPO_ROOT, 'configs/demo/faster-rcnn_rednet26-w16_fpn_demo-coco.py')
 MASK_CONFIG = osp.join(REPO_ROOT, 'configs/demo/mask-rcnn_rednet26-w16_fpn_demo-coco.py')
+CONFIGS = dict(cls=CLS_CONFIG, faster=FASTER_CONFIG, mask=MASK_CONFIG)
 CHECKPOINT_CLASSES = ('disc', 'ring', 'stripes', 'checks')  # not the demo set's folder names
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -33,11 +35,13 @@ def save_initialised(config, path, meta):
 @pytest.fixture(scope='module')
 def checkpoints(tmp_path_factory):
     """Checkpoints of the demo RedNet-26 classifier (with class names in its meta, as training
-    saves them) and the demo Mask R-CNN on RedNet-26 (without: names come from the config)."""
+    saves them) and the demo Faster and Mask R-CNN on RedNet-26 (without: names come from the
+    config)."""
     root = tmp_path_factory.mktemp('inference')
     return dict(
         cls=save_initialised(CLS_CONFIG, root / 'cls.pth',
                              dict(dataset_meta=dict(classes=CHECKPOINT_CLASSES))),
+        faster=save_initialised(FASTER_CONFIG, root / 'faster.pth', dict()),
         mask=save_initialised(MASK_CONFIG, root / 'mask.pth', dict()))
 
 
@@ -94,14 +98,15 @@ def test_det_inferencer_predicts_masks_with_the_config_classes(checkpoints, imag
     assert int(instances.labels.max()) < 3
 
 
-@pytest.mark.parametrize('task, extra', [('cls', ['--topk', '2']), ('mask', ['--score-thr', '0'])])
-def test_image_demo_draws_a_picture_of_the_image_size(checkpoints, images, tmp_path, task, extra):
+@pytest.mark.parametrize('model, extra', [('cls', ['--topk', '2']),
+                                          ('faster', ['--score-thr', '0']),
+                                          ('mask', ['--score-thr', '0'])])
+def test_image_demo_draws_a_picture_of_the_image_size(checkpoints, images, tmp_path, model, extra):
     import mmcv
-    image_path = images['cls' if task == 'cls' else 'det']
-    config = CLS_CONFIG if task == 'cls' else MASK_CONFIG
+    image_path = images['cls' if model == 'cls' else 'det']
     out = tmp_path / 'out.png'
     load_script('demo/image_demo.py').main(
-        [image_path, config, checkpoints[task], '--out-file', str(out), *extra])
+        [image_path, CONFIGS[model], checkpoints[model], '--out-file', str(out), *extra])
     picture, image = mmcv.imread(str(out)), mmcv.imread(image_path)
     assert picture.shape == image.shape
     assert (picture != image).mean() > 0.01  # labels, boxes or masks are drawn on it
