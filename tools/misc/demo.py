@@ -3,9 +3,11 @@
 1. ``tools/misc/make_demo_data.py`` writes a small classification set and a COCO-format
    detection/instance set under ``data/demo`` (kept if already there);
 2. ``tools/train.py`` trains the demo classifier, ``tools/test.py`` evaluates its checkpoint;
-3. the same for the demo Faster R-CNN and Mask R-CNN, both on an mmconv backbone (a narrow
+3. the same for the demo Faster R-CNN and Mask R-CNN; all three on an mmconv backbone (a narrow
    RedNet-26, involution bottlenecks);
-4. a table of the metrics is printed.
+4. a table of the metrics is printed, and pictures of the detectors' boxes and masks on a few
+   validation images are written (as ``demo/image_demo.py`` draws them) to
+   ``work_dirs/demo/pictures/<detector>/``.
 
 Each step's full log goes to ``work_dirs/demo/<step>.log``; the console shows progress lines only.
 Runs in a few minutes on two CPU cores. The steps use one intra-op thread unless
@@ -19,15 +21,16 @@ import re
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CLS_CONFIG = 'configs/demo/resnet18-w16_demo-cls.py'
+CLS_CONFIG = 'configs/demo/rednet26-w16_demo-cls.py'
 DET_CONFIG = 'configs/demo/faster-rcnn_rednet26-w16_fpn_demo-coco.py'
 MASK_CONFIG = 'configs/demo/mask-rcnn_rednet26-w16_fpn_demo-coco.py'
 # mmengine's training/validation log lines and the metric lines tools/test.py prints.
 PROGRESS = re.compile(r'Epoch\((train|val|test)\)|Iter\((train|val|test)\)|^\S+/\S+: [-\d.]+$')
 METRIC = re.compile(r'^(\S+/\S+): ([-\d.]+)$')
+NUM_PICTURES = 3  # validation images drawn per detector
 
 
 def parse_args():
@@ -74,7 +77,27 @@ def last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def train_and_test(name: str, config: str, overrides: List[str], work_root: str) -> Dict:
+def write_pictures(config: str, checkpoint: str, images: List[str], out_dir: str) -> List[str]:
+    """Draw the predictions of the model (``config``, ``checkpoint``) on ``images`` as
+    ``demo/image_demo.py`` does, one PNG each in ``out_dir``; return their paths."""
+    import mmcv
+
+    from mmconv.analysis.inference import draw_predictions, load_inferencer, predict, read_image
+    inferencer = load_inferencer(config, checkpoint)
+    os.makedirs(out_dir, exist_ok=True)
+    pictures = []
+    for image_path in images:
+        image = read_image(image_path)
+        picture = osp.join(out_dir, osp.splitext(osp.basename(image_path))[0] + '.png')
+        mmcv.imwrite(draw_predictions(inferencer, image, predict(inferencer, image))[..., ::-1],
+                     picture)
+        pictures.append(picture)
+    return pictures
+
+
+def train_and_test(name: str, config: str, overrides: List[str],
+                   work_root: str) -> Tuple[Dict[str, float], str]:
+    """Train and test ``config``; return its test metrics and last checkpoint."""
     work_dir = osp.join(work_root, name)
     os.makedirs(osp.join(REPO_ROOT, work_dir), exist_ok=True)
     python = sys.executable
@@ -86,7 +109,7 @@ def train_and_test(name: str, config: str, overrides: List[str], work_root: str)
         f'Test {name}',
         [python, 'tools/test.py', config, last_checkpoint(work_dir), '--work-dir', work_dir,
          '--cfg-options', *overrides], osp.join(REPO_ROOT, work_root, f'{name}_test.log'))
-    return metrics_of(output)
+    return metrics_of(output), last_checkpoint(work_dir)
 
 
 def main():
@@ -98,7 +121,7 @@ def main():
               str(args.seed)], osp.join(REPO_ROOT, args.work_dir, 'make_demo_data.log'))
 
     cls_root = osp.join(args.data, 'cls')
-    cls_metrics = train_and_test('classifier', CLS_CONFIG, [
+    cls_metrics, _ = train_and_test('classifier', CLS_CONFIG, [
         f'{loader}.dataset.data_root={cls_root}'
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ], args.work_dir)
@@ -109,8 +132,10 @@ def main():
         *(f'{evaluator}.ann_file={coco_root}annotations/instances_val.json'
           for evaluator in ('val_evaluator', 'test_evaluator')),
     ]
-    det_metrics = train_and_test('faster_rcnn', DET_CONFIG, coco_options, args.work_dir)
-    mask_metrics = train_and_test('mask_rcnn', MASK_CONFIG, coco_options, args.work_dir)
+    det_metrics, det_checkpoint = train_and_test('faster_rcnn', DET_CONFIG, coco_options,
+                                                 args.work_dir)
+    mask_metrics, mask_checkpoint = train_and_test('mask_rcnn', MASK_CONFIG, coco_options,
+                                                   args.work_dir)
 
     rows = [
         ('classifier', CLS_CONFIG, 'accuracy/top1 (%)', cls_metrics.get('accuracy/top1')),
@@ -127,6 +152,16 @@ def main():
         print(f'   {model:<13}{config:<{width + 2}}{metric:<19}{shown}')
     if any(row[3] is None for row in rows):
         sys.exit('demo: a metric is missing from tools/test.py\'s output; see the test logs.')
+
+    val_dir = osp.join(REPO_ROOT, coco_root, 'val')
+    val_images = [osp.join(val_dir, name) for name in sorted(os.listdir(val_dir))[:NUM_PICTURES]]
+    print(f'\n== Pictures of the predictions on {len(val_images)} validation images')
+    for name, config, checkpoint in (('faster_rcnn', DET_CONFIG, det_checkpoint),
+                                     ('mask_rcnn', MASK_CONFIG, mask_checkpoint)):
+        out_dir = osp.join(args.work_dir, 'pictures', name)
+        write_pictures(osp.join(REPO_ROOT, config), osp.join(REPO_ROOT, checkpoint), val_images,
+                       osp.join(REPO_ROOT, out_dir))
+        print(f'   {name:<13}{out_dir}/')
 
 
 if __name__ == '__main__':
