@@ -4,8 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmconv.ops.scconv import CRU, SCConv, SRU, CRUFunction, SRUSqueezeFunction
+from mmconv.ops.scconv import CRU, SCConv, SRU
+from mmconv.ops.scconv.ops import cru as cru_op
+from mmconv.ops.scconv.ops import sru_squeeze
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
+
+from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
+                            assert_onnx_matches_eager, assert_second_order_refused)
 
 
 
@@ -98,9 +103,9 @@ def test_gradcheck_fast_functions(gate, fuse):
     sru, cru = module.sru, module.cru
 
     def run(x, gamma, beta, squeeze1, squeeze2, gwc_weight, gwc_bias, pwc1, pwc2):
-        squeezed = SRUSqueezeFunction.apply(x, gamma, beta, squeeze1, squeeze2, sru.gn.num_groups,
-                                            sru.gn.eps, sru.gate_threshold, gate)
-        return CRUFunction.apply(squeezed, gwc_weight, gwc_bias, pwc1, pwc2, 2, 1, 2, fuse)
+        squeezed = sru_squeeze(x, gamma, beta, squeeze1, squeeze2, sru.gn.num_groups, sru.gn.eps,
+                               sru.gate_threshold, gate)
+        return cru_op(squeezed, gwc_weight, gwc_bias, pwc1, pwc2, 2, 1, 2, fuse)[0]
 
     params = [sru.gn.weight, sru.gn.bias, cru.squeeze1.weight, cru.squeeze2.weight, cru.gwc.weight,
               cru.gwc.bias, cru.pwc1.weight, cru.pwc2.weight]
@@ -184,8 +189,7 @@ def test_fast_path_leaves_its_inputs_alone(batch):
     module = make_scconv(32, 8)
     squeezed = torch.randn(batch, 16, 5, 5, dtype=torch.float64)
     before = squeezed.clone()
-    cru = module.cru
-    CRUFunction.apply(squeezed, cru.gwc.weight, None, cru.pwc1.weight, None, 1, 1, 2, 'paper')
+    cru_op(squeezed, module.cru.gwc.weight, None, module.cru.pwc1.weight, None, 1, 1, 2, 'paper')
     assert torch.equal(squeezed, before)
     x = torch.randn(batch, 32, 5, 5, dtype=torch.float64)
     (ref_out, _), (fast_out, _) = run_both(module, x.requires_grad_(True))
@@ -282,3 +286,56 @@ def test_flops_by_hand(impl, c1, c2, stride):
     x = torch.randn(2, c1, 9, 9)
     flops = get_model_complexity_info(module, inputs=(x,), show_table=False, show_arch=False)['flops']
     assert flops == scconv_flops(c1, c2, 2, 9, 9, stride)
+
+
+def test_opcheck():
+    module = make_scconv(8, 6, stride=2, gwc_bias=True, seed=2)
+    sru, layer = module.sru, module.cru
+    x = torch.randn(2, 8, 5, 6, dtype=torch.float64, requires_grad=True)
+    for gate in ('soft', 'hard'):
+        torch.library.opcheck(torch.ops.mmconv.sru_squeeze.default, (
+            x, sru.gn.weight, sru.gn.bias, layer.squeeze1.weight, layer.squeeze2.weight, sru.gn.num_groups,
+            sru.gn.eps, sru.gate_threshold, gate))
+    squeezed = torch.randn(2, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    for fuse in ('paper', 'joint'):
+        for bias, pwc2 in ((layer.gwc.bias, layer.pwc2.weight), (None, None)):
+            # Without PWC2 the output is the reused lower part's width (2) alone.
+            pwc1 = layer.pwc1.weight if pwc2 is not None else torch.randn(2, 2, 1, 1, dtype=torch.float64)
+            gwc = layer.gwc.weight if pwc2 is not None else torch.randn(2, 1, 3, 3, dtype=torch.float64)
+            torch.library.opcheck(torch.ops.mmconv.cru.default,
+                                  (squeezed, gwc, bias if pwc2 is not None else None, pwc1, pwc2, 2, 1, 2, fuse))
+
+
+def test_second_order_is_refused_in_one_sentence():
+    module = make_scconv(8, 6, seed=2)
+    x = away_from_gate(1, 8, 5, 6, dtype=torch.float64)
+    assert_second_order_refused(module, [x], 'SCConv')
+    module.impl = 'reference'  # the way out the sentence names
+    assert torch.autograd.gradgradcheck(module, (x.requires_grad_(True),))
+
+
+def make_layer(stride=2, **kwargs):
+    torch.manual_seed(0)
+    return SCConv(8, 12, stride=stride, **kwargs)
+
+
+@pytest.mark.parametrize('stride,kwargs', [(1, {}), (2, dict(gate='hard', fuse='joint', gwc_bias=True))])
+def test_compiled_matches_eager(stride, kwargs):
+    inputs = [torch.randn(2, 8, 10, 13), torch.randn(3, 8, 14, 11)]
+    assert_compiled_matches_eager(make_layer(stride, **kwargs), inputs)
+
+
+def test_onnx_export_matches_eager(tmp_path):
+    inputs = [torch.randn(2, 8, 10, 13), torch.randn(3, 8, 15, 9)]
+    assert_onnx_matches_eager(make_layer(), inputs, tmp_path / 'scconv.onnx')
+
+
+@pytest.mark.parametrize('in_channels,out_channels', [(8, 12), (16, 4)])
+def test_empty_batch(in_channels, out_channels):
+    torch.manual_seed(0)
+    assert_empty_batch(SCConv(in_channels, out_channels, stride=2), (in_channels,), (9, 10))
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_channels_last(stride):
+    assert_channels_last(lambda: make_layer(stride), torch.randn(2, 8, 9, 10))
