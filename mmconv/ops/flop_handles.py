@@ -1,9 +1,8 @@
 """FLOP handles for operators that mmengine's jit-based counter cannot see.
 
 mmengine's ``FlopAnalyzer`` counts convolutions and matmuls it finds in a traced graph, but a
-custom op appears there as one opaque ``mmconv::<name>`` node (a Python ``torch.autograd.Function``
-as ``prim::PythonOp.<ClassName>``) and counts zero, and so does ``aten::baddbmm``. Each operator
-registers a handle for its ops here; this module depends on torch only, and :mod:`mmconv.analysis`
+registered op appears there as one opaque ``mmconv::<name>`` node and counts zero, and so does
+``aten::baddbmm``. Each operator registers a handle for its ops here; this module depends on torch only, and :mod:`mmconv.analysis`
 installs the handles into mmengine.
 
 A handle has mmengine's signature ``handle(inputs, outputs) -> int``: the traced graph values of the
@@ -14,16 +13,6 @@ from typing import Any, Callable, Dict, List, Optional
 FlopHandle = Callable[[List[Any], List[Any]], int]
 
 FLOP_HANDLES: Dict[str, FlopHandle] = {}
-
-
-def register_flop_handle(function_name: str) -> Callable[[FlopHandle], FlopHandle]:
-    """Register ``handle`` for the autograd Function class named ``function_name``."""
-
-    def decorator(handle: FlopHandle) -> FlopHandle:
-        FLOP_HANDLES[f'prim::PythonOp.{function_name}'] = handle
-        return handle
-
-    return decorator
 
 
 def register_op_flop_handle(qualified_name: str) -> Callable[[FlopHandle], FlopHandle]:

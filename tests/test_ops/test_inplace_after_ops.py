@@ -1,7 +1,7 @@
 """Every operator's output takes an in-place op afterwards (an inplace ReLU), with correct gradients.
 
-A custom autograd Function whose output is a view of one of its internal tensors makes autograd
-refuse in-place ops on that output in backward; the fast paths must return tensors of their own.
+An op whose output is a view of one of its internal tensors makes autograd refuse in-place ops on
+that output in backward; the fast paths must return tensors of their own.
 """
 import pytest
 import torch

@@ -10,7 +10,7 @@ Unlike mmdet's own tool it needs no dataset.
 
 Counting is mmengine's (1 FLOP = 1 multiply-accumulate, the papers' convention) with mmconv's
 handles installed, so involution, C-volution, SCC and the other mmconv operators, which run as
-custom autograd Functions invisible to the stock counter, are counted with their real cost.
+registered ops invisible to the stock counter, are counted with their real cost.
 Weights are random: nothing is downloaded (``init_cfg`` is not applied).
 
 Usage:
