@@ -8,7 +8,7 @@ import difflib
 import os
 import re
 import sys
-from typing import Dict, Iterator, NoReturn, Optional
+from typing import Dict, Iterator, List, NoReturn, Optional
 
 from mmengine.config import Config, DictAction
 
@@ -85,6 +85,17 @@ def _first_unknown_part(cfg: Config, key: str) -> Optional[int]:
     return None
 
 
+def _nearest_key(cfg: Config, parts: List[str], unknown: int) -> Optional[str]:
+    """The existing key closest to ``parts`` among those of the same depth, with the same parts
+    before index ``unknown`` (the first one the config lacks) and a near spelling of that part."""
+    candidates = [path for path in _key_paths(cfg._cfg_dict)
+                  if len(path.split('.')) == len(parts)
+                  and path.split('.')[:unknown] == parts[:unknown] and difflib.SequenceMatcher(
+                      None, path.split('.')[unknown], parts[unknown]).ratio() >= 0.75]
+    nearest = difflib.get_close_matches('.'.join(parts), candidates, n=1, cutoff=0)
+    return nearest[0] if nearest else None
+
+
 def checked_cfg_options(cfg: Config, options: Dict[str, object]) -> Dict[str, object]:
     """``options`` as ``Config.merge_from_dict`` takes them, without the new-key prefix.
 
@@ -101,9 +112,8 @@ def checked_cfg_options(cfg: Config, options: Dict[str, object]) -> Dict[str, ob
         if unknown is not None:
             parts = key.split('.')
             known = '.'.join(parts[:unknown])
-            nearest = difflib.get_close_matches(key, list(_key_paths(cfg._cfg_dict)), n=1,
-                                                cutoff=0.6)
-            hint = (f'did you mean {nearest[0]}?' if nearest else
+            nearest = _nearest_key(cfg, parts, unknown)
+            hint = (f'did you mean {nearest}?' if nearest else
                     f'{known} has no key {parts[unknown]!r}' if known else
                     'no key of the config is close')
             raise ToolInputError(
