@@ -72,9 +72,9 @@ def _key_paths(node, prefix: str = '') -> Iterator[str]:
         yield from _key_paths(value, path + '.')
 
 
-def _first_unknown_part(cfg: Config, key: str) -> Optional[int]:
+def _first_unknown_part(tree: dict, key: str) -> Optional[int]:
     """The index of the first part of dotted ``key`` the config lacks, None when it has them all."""
-    node = cfg._cfg_dict
+    node = tree
     for index, part in enumerate(key.split('.')):
         if isinstance(node, dict) and part in node:
             node = node[part]
@@ -85,10 +85,10 @@ def _first_unknown_part(cfg: Config, key: str) -> Optional[int]:
     return None
 
 
-def _nearest_key(cfg: Config, parts: List[str], unknown: int) -> Optional[str]:
+def _nearest_key(tree: dict, parts: List[str], unknown: int) -> Optional[str]:
     """The existing key closest to ``parts`` among those of the same depth, with the same parts
     before index ``unknown`` (the first one the config lacks) and a near spelling of that part."""
-    candidates = [path for path in _key_paths(cfg._cfg_dict)
+    candidates = [path for path in _key_paths(tree)
                   if len(path.split('.')) == len(parts)
                   and path.split('.')[:unknown] == parts[:unknown] and difflib.SequenceMatcher(
                       None, path.split('.')[unknown], parts[unknown]).ratio() >= 0.75]
@@ -103,16 +103,16 @@ def checked_cfg_options(cfg: Config, options: Dict[str, object]) -> Dict[str, ob
         ToolInputError: for a key the config does not have and that is not marked new, naming
             the nearest existing key.
     """
-    checked = {}
+    checked, tree = {}, cfg.to_dict()
     for key, value in options.items():
         if key.startswith(NEW_KEY_PREFIX):
             checked[key[len(NEW_KEY_PREFIX):]] = value
             continue
-        unknown = _first_unknown_part(cfg, key)
+        unknown = _first_unknown_part(tree, key)
         if unknown is not None:
             parts = key.split('.')
             known = '.'.join(parts[:unknown])
-            nearest = _nearest_key(cfg, parts, unknown)
+            nearest = _nearest_key(tree, parts, unknown)
             hint = (f'did you mean {nearest}?' if nearest else
                     f'{known} has no key {parts[unknown]!r}' if known else
                     'no key of the config is close')
