@@ -8,17 +8,19 @@ import os
 import os.path as osp
 from contextlib import nullcontext
 
+import torch
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+import mmconv.engine  # noqa: F401  (CPUBF16AutocastOptimWrapper, for --amp without CUDA)
 from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 from mmconv.utils.data_check import check_class_folders, check_dataset_paths, check_images
 from mmconv.utils.det_data_check import check_detection_annotations
 from mmconv.utils.pretrained import CheckpointMismatchError
 from mmconv.utils.runtime import init_distributed_without_cuda, load_config
 from mmconv.utils.tool_input import (NEW_KEY_PREFIX, REFUSED_INPUT_ERRORS, CfgOptionsAction,
-                                     ToolArgumentParser, ToolInputError, check_amp_available,
+                                     ToolArgumentParser, ToolInputError,
                                      check_checkpoint_fits, launch_rank, refuse,
                                      undecodable_image_in)
 from mmconv.utils.work_dir_lock import hold_work_dir_lock
@@ -33,7 +35,9 @@ def parse_args():
     parser.add_argument(
         '--resume', nargs='?', const='auto', metavar='CHECKPOINT',
         help='resume from CHECKPOINT, or from the latest one in the work dir if none is given')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA)')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='automatic mixed precision: fp16 with loss scaling on CUDA, bf16 autocast on a CPU')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by (total batch size / auto_scale_lr.base_batch_size)')
@@ -70,12 +74,12 @@ def latest_checkpoint(work_dir: str):
 def checked_config(args) -> Config:
     """The config the command line asks for, every input checked; raises one of
     ``REFUSED_INPUT_ERRORS``."""
-    if args.amp:
-        check_amp_available()
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    if args.amp:
+    if args.amp and torch.cuda.is_available():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    elif args.amp:  # mmengine's AmpOptimWrapper needs a GPU
+        cfg.optim_wrapper.type = 'CPUBF16AutocastOptimWrapper'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ToolInputError(

@@ -18,7 +18,7 @@ from .pretrained import CheckpointMismatchError, describe_mismatch, state_dict_o
 
 __all__ = [
     'NEW_KEY_PREFIX', 'REFUSED_INPUT_ERRORS', 'CfgOptionsAction', 'ToolArgumentParser',
-    'ToolInputError', 'check_amp_available', 'check_checkpoint_fits', 'checked_cfg_options',
+    'ToolInputError', 'check_checkpoint_fits', 'checked_cfg_options',
     'launch_rank', 'refuse', 'undecodable_image_in'
 ]
 
@@ -121,15 +121,6 @@ def checked_cfg_options(cfg: Config, options: Dict[str, object]) -> Dict[str, ob
                 f'config does not have, write {NEW_KEY_PREFIX}{key}=VALUE.')
         checked[key] = value
     return checked
-
-
-def check_amp_available() -> None:
-    """Refuse ``--amp`` where mmengine's ``AmpOptimWrapper`` cannot run (it needs a GPU)."""
-    import torch
-    if not torch.cuda.is_available():
-        raise ToolInputError(
-            '--amp needs a CUDA GPU and this machine has none (torch.cuda.is_available() is '
-            'False); train without --amp.')
 
 
 def _model_of(cfg: Config):
