@@ -118,8 +118,8 @@ def safe_torch_load(path: str, map_location: Any = None) -> Any:
     except pickle.UnpicklingError as err:
         if 'Weights only load failed' not in str(err):
             raise CorruptCheckpointError(
-                f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is corrupt or not a '
-                'checkpoint: pick another file.') from err
+                f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is corrupt or '
+                'not a checkpoint: pick another file.') from err
         raise UnsafeCheckpointError(
             f'Refusing to load checkpoint {path}: it pickles {_unsafe_globals(path)}, which '
             'loading could execute; if you trust this file, set '

@@ -108,7 +108,8 @@ def _class_folders(dataset: dict) -> Optional[Tuple[str, ...]]:
     return tuple(sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d))))
 
 
-def _names(names) -> str:
+def quoted_names(names) -> str:
+    """Names quoted and comma-separated, the first few of a long list and the count."""
     names = list(names)
     more = f', ... ({len(names)} in all)' if len(names) > SHOWN_NAMES else ''
     return ', '.join(repr(n) for n in names[:SHOWN_NAMES]) + more
@@ -145,9 +146,10 @@ def check_class_folders(cfg, dataloaders: Tuple[str, ...],
                 lacks = [c for c in expected if c not in classes]
                 extra = [c for c in classes if c not in expected]
                 differences = '; '.join(filter(None, [
-                    lacks and f'it lacks {_names(lacks)}',
-                    extra and f'it has {_names(extra)} that {what} lacks',
-                    not (lacks or extra) and f'{what} has the classes in the order {_names(expected)}']))
+                    lacks and f'it lacks {quoted_names(lacks)}',
+                    extra and f'it has {quoted_names(extra)} that {what} lacks',
+                    not (lacks or extra)
+                    and f'{what} has them in the order {quoted_names(expected)}']))
                 raise DatasetError(
                     f'The {name} dataset\'s class folders differ from the classes of {what} '
                     f'({differences}), which would give its images wrong labels (classes are '
@@ -186,11 +188,11 @@ def check_images(cfg, dataloaders: Tuple[str, ...]) -> None:
     total, bad = undecodable_images(cfg, dataloaders)
     if bad:
         raise DatasetError(
-            f'{len(bad)} of the {total} images cannot be decoded: {_names(bad)}; replace or '
+            f'{len(bad)} of the {total} images cannot be decoded: {quoted_names(bad)}; replace or '
             'remove them.')
 
 
 __all__ = [
     'DatasetError', 'check_class_folders', 'check_dataset_paths', 'check_images',
-    'missing_dataset_paths', 'undecodable_images'
+    'missing_dataset_paths', 'quoted_names', 'undecodable_images'
 ]

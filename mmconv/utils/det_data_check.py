@@ -12,7 +12,7 @@ import json
 import os.path as osp
 from typing import Iterator, Optional, Tuple
 
-from .data_check import DatasetError
+from .data_check import SHOWN_NAMES, DatasetError, quoted_names
 
 __all__ = [
     'EmptyAnnotationsError', 'check_detection_annotations', 'read_annotation_file',
@@ -21,7 +21,6 @@ __all__ = [
 
 # The evaluator whose metric needs the ground truth of each evaluated dataloader.
 EVALUATORS = dict(val_dataloader='val_evaluator', test_dataloader='test_evaluator')
-SHOWN_NAMES = 8
 
 
 class EmptyAnnotationsError(DatasetError):
@@ -36,12 +35,6 @@ def _leaf_datasets(cfg: dict) -> Iterator[dict]:
         yield from _leaf_datasets(cfg['dataset'])
     else:
         yield cfg
-
-
-def _names(names) -> str:
-    names = list(names)
-    more = f', ... ({len(names)} in all)' if len(names) > SHOWN_NAMES else ''
-    return ', '.join(repr(n) for n in names[:SHOWN_NAMES]) + more
 
 
 def usable_annotations(coco: dict, classes: Optional[Tuple[str, ...]]) -> int:
@@ -92,9 +85,9 @@ def _problem(loader: str, dataset: dict) -> Optional[str]:
                 f'{what}, {remedy}.')
     file_names = [c['name'] for c in coco.get('categories', [])]
     return (f'The {loader} dataset has no annotations of the classes the config names: {path} '
-            f'has {len(annotations)} annotations of the categories {_names(file_names)} but none '
-            f'of {_names(classes)}, {remedy}; set the dataset\'s metainfo=dict(classes=(...)) to '
-            'the category names of the file.')
+            f'has {len(annotations)} annotations of the categories {quoted_names(file_names)} '
+            f'but none of {quoted_names(classes)}, {remedy}; set the dataset\'s '
+            'metainfo=dict(classes=(...)) to the category names of the file.')
 
 
 def read_annotation_file(loader: str, path: str) -> dict:
@@ -125,8 +118,8 @@ def _check_classes_present(loader: str, path: str, coco: dict, classes: Tuple[st
     more = f', ... ({len(missing)} in all)' if len(missing) > SHOWN_NAMES else ''
     raise DatasetError(
         f'The {loader} dataset names classes that {path} does not have: {described}{more}; its '
-        f'categories are {_names(file_names)}: set the dataset\'s metainfo=dict(classes=(...)) '
-        'to category names of the file.')
+        f'categories are {quoted_names(file_names)}: set the dataset\'s '
+        'metainfo=dict(classes=(...)) to category names of the file.')
 
 
 def check_detection_annotations(cfg, dataloaders: Tuple[str, ...]) -> None:
