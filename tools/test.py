@@ -1,32 +1,43 @@
 """Evaluate a checkpoint of a classifier (mmpretrain) or a detector (mmdet) and print its metrics.
 
-Flags follow mmdet's and mmpretrain's tools/test.py.
+Flags follow mmdet's and mmpretrain's tools/test.py. A bad command line, config, dataset or
+checkpoint (one whose keys or shapes do not fit the model, unless --allow-partial) is refused in
+one ``error:`` sentence with exit code 2 before any work.
 """
-import argparse
 import os
-import os.path as osp
-import sys
 
-from mmengine.config import DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
-from mmconv.utils.data_check import check_dataset_paths
-from mmconv.utils.det_data_check import EmptyAnnotationsError, check_detection_annotations
+from mmconv.utils.data_check import check_class_folders, check_dataset_paths, check_images
+from mmconv.utils.det_data_check import check_detection_annotations
 from mmconv.utils.runtime import init_distributed_without_cuda, load_config, task_of
+from mmconv.utils.tool_input import (NEW_KEY_PREFIX, REFUSED_INPUT_ERRORS, CfgOptionsAction,
+                                     ToolArgumentParser, ToolInputError, check_checkpoint_fits,
+                                     refuse, undecodable_image_in)
+
+LOADERS = ('test_dataloader', )
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Test a model with mmconv.')
+    parser = ToolArgumentParser(description='Test a model with mmconv.')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the evaluation log goes')
     parser.add_argument('--out', help='dump the predictions to this .pkl file')
     parser.add_argument('--show-dir', help='save images with drawn predictions to this folder')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, e.g. test_dataloader.batch_size=8')
+        '--allow-partial', action='store_true',
+        help='evaluate a checkpoint whose keys or shapes do not all fit the model, loading only '
+        'those that fit; without it, such a checkpoint is refused')
+    parser.add_argument(
+        '--check-images', action='store_true',
+        help='decode every image of the test set before testing (reads them all once)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
+        help='override config entries, e.g. test_dataloader.batch_size=8; a key the config '
+        f'does not have is refused unless prefixed with {NEW_KEY_PREFIX}')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -36,8 +47,6 @@ def parse_args():
 
 
 def add_prediction_dump(cfg, out_file: str) -> None:
-    if not out_file.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must name a .pkl file, got {out_file}.')
     dump = dict(type='DumpDetResults' if task_of(cfg) == 'det' else 'DumpResults',
                 out_file_path=out_file)
     evaluators = cfg.test_evaluator
@@ -52,10 +61,11 @@ def enable_drawing(cfg, show_dir: str) -> None:
         hook.update(enable=True, out_dir=show_dir)
 
 
-def main():
-    args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint} does not exist; check the path.')
+def checked_config(args) -> Config:
+    """The config the command line asks for, every input checked; raises one of
+    ``REFUSED_INPUT_ERRORS``."""
+    if args.out and not args.out.endswith(('.pkl', '.pickle')):
+        raise ToolInputError(f'--out must name a .pkl file, got {args.out}.')
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.out:
@@ -63,17 +73,32 @@ def main():
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
 
+    check_dataset_paths(cfg, LOADERS)
+    check_detection_annotations(cfg, LOADERS)
+    checkpoint = check_checkpoint_fits(cfg, args.checkpoint, 'evaluation', args.allow_partial)
+    trained_on = (checkpoint.get('meta') or {}).get('dataset_meta', {}).get('classes')
+    check_class_folders(cfg, LOADERS, ('the checkpoint', trained_on) if trained_on else None)
+    if args.check_images:
+        check_images(cfg, LOADERS)
+    return cfg
+
+
+def main():
+    args = parse_args()
     try:
-        check_dataset_paths(cfg, ('test_dataloader', ))
-        check_detection_annotations(cfg, ('test_dataloader', ))
-    except (FileNotFoundError, EmptyAnnotationsError) as err:
-        sys.exit(f'error: {err}')
+        cfg = checked_config(args)
+    except REFUSED_INPUT_ERRORS as err:
+        refuse(str(err))
     init_distributed_without_cuda(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         metrics = runner.test()
-    except (UnsafeCheckpointError, CorruptCheckpointError) as err:
-        sys.exit(f'error: {err}')
+    except AssertionError as err:
+        image = undecodable_image_in(err)
+        if image is None:
+            raise
+        refuse(f'image {image} cannot be decoded, which stopped testing; replace or remove it '
+               '(--check-images decodes every image before testing).')
     if runner.rank == 0:
         print('\n'.join(f'{key}: {value:.4f}' if isinstance(value, float) else f'{key}: {value}'
                         for key, value in metrics.items()))

@@ -89,7 +89,7 @@ def _unsafe_globals(path: str) -> str:
 
 
 def _first_sentence(err: BaseException) -> str:
-    return str(err).split('. ')[0].rstrip('.')
+    return str(err).split('. ')[0].rstrip('.') or type(err).__name__
 
 
 def safe_torch_load(path: str, map_location: Any = None) -> Any:
@@ -107,6 +107,10 @@ def safe_torch_load(path: str, map_location: Any = None) -> Any:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path} does not exist; check the path.')
+    if osp.getsize(path) == 0:
+        raise CorruptCheckpointError(
+            f'Checkpoint {path} is empty (0 bytes), perhaps an interrupted copy or download: '
+            'pick another file.')
     if _is_trusted(path):
         return torch.load(path, map_location=map_location, weights_only=False)
     try:
@@ -114,9 +118,8 @@ def safe_torch_load(path: str, map_location: Any = None) -> Any:
     except pickle.UnpicklingError as err:
         if 'Weights only load failed' not in str(err):
             raise CorruptCheckpointError(
-                f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is corrupt or not a '
-                'checkpoint: '
-                'pick another file.') from err
+                f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is corrupt or '
+                'not a checkpoint: pick another file.') from err
         raise UnsafeCheckpointError(
             f'Refusing to load checkpoint {path}: it pickles {_unsafe_globals(path)}, which '
             'loading could execute; if you trust this file, set '
@@ -124,8 +127,7 @@ def safe_torch_load(path: str, map_location: Any = None) -> Any:
     except (RuntimeError, EOFError, OSError) as err:
         raise CorruptCheckpointError(
             f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is truncated or not a '
-            'checkpoint: '
-            'pick another file.') from err
+            'checkpoint: pick another file.') from err
 
 
 def _load_from_local(filename: str, map_location: Any) -> Any:

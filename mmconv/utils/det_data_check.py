@@ -1,22 +1,29 @@
-"""Fail early, naming the file and the classes, when a COCO-format dataset has nothing to learn.
+"""Fail early, naming the file and the classes, when a COCO-format dataset has nothing to learn,
+is not valid JSON, or lacks a class the config names.
 
 Without this, a training set whose annotation file has no boxes, or none of the classes the
 config names (``metainfo=dict(classes=...)`` must repeat the file's category names), ends in
 ``ValueError: need at least one array to concatenate`` deep inside mmengine; a validation or test
-set without them ends in an error or an AP of -1 from ``CocoMetric`` after a whole epoch.
+set without them ends in an error or an AP of -1 from ``CocoMetric`` after a whole epoch. A class
+the config names that the file lacks (``ellipse`` for ``Ellipse``) ends, after a whole epoch, in an
+``IndexError`` in ``CocoMetric``, which numbers the file's categories by the config's names.
 """
 import json
 import os.path as osp
 from typing import Iterator, Optional, Tuple
 
-__all__ = ['EmptyAnnotationsError', 'check_detection_annotations', 'usable_annotations']
+from .data_check import SHOWN_NAMES, DatasetError, quoted_names
+
+__all__ = [
+    'EmptyAnnotationsError', 'check_detection_annotations', 'read_annotation_file',
+    'usable_annotations'
+]
 
 # The evaluator whose metric needs the ground truth of each evaluated dataloader.
 EVALUATORS = dict(val_dataloader='val_evaluator', test_dataloader='test_evaluator')
-SHOWN_NAMES = 8
 
 
-class EmptyAnnotationsError(ValueError):
+class EmptyAnnotationsError(DatasetError):
     """A detection dataset that a training or evaluation run needs has no usable annotation."""
 
 
@@ -28,12 +35,6 @@ def _leaf_datasets(cfg: dict) -> Iterator[dict]:
         yield from _leaf_datasets(cfg['dataset'])
     else:
         yield cfg
-
-
-def _names(names) -> str:
-    names = list(names)
-    more = f', ... ({len(names)} in all)' if len(names) > SHOWN_NAMES else ''
-    return ', '.join(repr(n) for n in names[:SHOWN_NAMES]) + more
 
 
 def usable_annotations(coco: dict, classes: Optional[Tuple[str, ...]]) -> int:
@@ -64,14 +65,14 @@ def _problem(loader: str, dataset: dict) -> Optional[str]:
     path = ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
     if not ann_file or '://' in path or not osp.isfile(path):
         return None  # nothing local to read; a missing file is check_dataset_paths' to report
-    with open(path) as f:
-        coco = json.load(f)
+    coco = read_annotation_file(loader, path)
     classes = (dataset.get('metainfo') or {}).get('classes')
     if classes is None:
         from mmdet.datasets import CocoDataset
         classes = CocoDataset.METAINFO['classes']
     classes = tuple(classes)
     if usable_annotations(coco, classes):
+        _check_classes_present(loader, path, coco, classes)
         return None
     num_images, annotations = len(coco.get('images', [])), coco.get('annotations') or []
     remedy = ('so there is nothing to train on' if loader == 'train_dataloader' else
@@ -84,13 +85,46 @@ def _problem(loader: str, dataset: dict) -> Optional[str]:
                 f'{what}, {remedy}.')
     file_names = [c['name'] for c in coco.get('categories', [])]
     return (f'The {loader} dataset has no annotations of the classes the config names: {path} '
-            f'has {len(annotations)} annotations of the categories {_names(file_names)} but none '
-            f'of {_names(classes)}, {remedy}; set the dataset\'s metainfo=dict(classes=(...)) to '
-            'the category names of the file.')
+            f'has {len(annotations)} annotations of the categories {quoted_names(file_names)} '
+            f'but none of {quoted_names(classes)}, {remedy}; set the dataset\'s '
+            'metainfo=dict(classes=(...)) to the category names of the file.')
+
+
+def read_annotation_file(loader: str, path: str) -> dict:
+    """The parsed COCO file, or :class:`DatasetError` naming it and where its JSON breaks."""
+    with open(path, 'rb') as f:
+        text = f.read()
+    if not text.strip():
+        raise DatasetError(f'The {loader} annotation file {path} is empty; regenerate or '
+                           're-download it.')
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = (f'line {err.lineno}, column {err.colno}: {err.msg}'
+                 if isinstance(err, json.JSONDecodeError) else str(err))
+        raise DatasetError(f'The {loader} annotation file {path} is not valid JSON ({where}); '
+                           'regenerate or re-download it.') from None
+
+
+def _check_classes_present(loader: str, path: str, coco: dict, classes: Tuple[str, ...]) -> None:
+    file_names = [c['name'] for c in coco.get('categories', [])]
+    missing = [name for name in classes if name not in file_names]
+    if not missing:
+        return
+    by_lower_case = {name.lower(): name for name in file_names}
+    described = ', '.join(
+        f'{name!r} (the file has {by_lower_case[name.lower()]!r})'
+        if name.lower() in by_lower_case else repr(name) for name in missing[:SHOWN_NAMES])
+    more = f', ... ({len(missing)} in all)' if len(missing) > SHOWN_NAMES else ''
+    raise DatasetError(
+        f'The {loader} dataset names classes that {path} does not have: {described}{more}; its '
+        f'categories are {quoted_names(file_names)}: set the dataset\'s '
+        'metainfo=dict(classes=(...)) to category names of the file.')
 
 
 def check_detection_annotations(cfg, dataloaders: Tuple[str, ...]) -> None:
-    """Raise :class:`EmptyAnnotationsError` for a ``CocoDataset`` with no usable annotation.
+    """Raise :class:`EmptyAnnotationsError` for a ``CocoDataset`` with no usable annotation, and
+    :class:`DatasetError` for one whose file is not JSON or lacks a class the config names.
 
     The training set is always checked; a validation or test set only when its evaluator is a
     ``CocoMetric`` that needs ground truth (``format_only=False``). Other dataset types and

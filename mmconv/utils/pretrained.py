@@ -12,7 +12,10 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = ['CheckpointMismatchError', 'load_pretrained', 'pretrained_init_cfg']
+__all__ = [
+    'CheckpointMismatchError', 'describe_mismatch', 'load_pretrained', 'pretrained_init_cfg',
+    'state_dict_of'
+]
 
 # Keys listed per kind in the error message; the rest are counted.
 SHOWN_KEYS = 12
@@ -37,11 +40,17 @@ def _listing(title: str, keys: Sequence[str]) -> str:
     return f'\n  {title} ({len(keys)}): {shown}{more}'
 
 
+def state_dict_of(checkpoint: dict) -> Dict[str, torch.Tensor]:
+    """The weights of a loaded checkpoint (its ``state_dict``, or itself when bare), without the
+    ``module.`` prefix of a model saved inside its DDP wrapper, as mmengine's loader reads them."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    return {(k[len('module.'):] if k.startswith('module.') else k): v
+            for k, v in state_dict.items()}
+
+
 def _state_dict_under_prefix(checkpoint: dict, prefix: Optional[str], source: str,
                              model_name: str) -> Dict[str, torch.Tensor]:
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
+    state_dict = state_dict_of(checkpoint)
     if not prefix:
         return state_dict
     prefix = prefix if prefix.endswith('.') else prefix + '.'
@@ -76,6 +85,28 @@ def load_pretrained(module: nn.Module, checkpoint: str, prefix: Optional[str] = 
     name = type(module).__name__
     state_dict = _state_dict_under_prefix(_load_checkpoint(checkpoint, map_location), prefix,
                                           checkpoint, name)
+    under = f' under prefix {prefix!r}' if prefix else ''
+    mismatch = describe_mismatch(
+        state_dict, module, f'Checkpoint {checkpoint}',
+        f'{under} (is it a {name} checkpoint with the same depth, widths and operator '
+        'arguments?)')
+    if mismatch:
+        raise CheckpointMismatchError(mismatch)
+    module.load_state_dict(state_dict, strict=False)
+
+
+def describe_mismatch(state_dict: Dict[str, torch.Tensor], module: nn.Module, source: str,
+                      remedy: str) -> Optional[str]:
+    """None when ``state_dict`` covers ``module`` exactly, else a message that counts and lists
+    its missing, unexpected and mis-shaped keys.
+
+    Args:
+        state_dict: the weights to load, keys as in ``module.state_dict()``.
+        module: the model they are meant for.
+        source: the message's subject, e.g. ``'Checkpoint PATH'``.
+        remedy: appended to the counts of the first line: where the keys were read, a hint.
+    """
+    name = type(module).__name__
     expected = module.state_dict()
     # BN's batch counter is absent from some checkpoints and never used with a momentum set.
     missing = [k for k in expected if k not in state_dict and
@@ -84,13 +115,10 @@ def load_pretrained(module: nn.Module, checkpoint: str, prefix: Optional[str] = 
     mis_shaped: List[str] = [
         f'{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
         if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
-    if missing or unexpected or mis_shaped:
-        under = f' under prefix {prefix!r}' if prefix else ''
-        raise CheckpointMismatchError(
-            f'Checkpoint {checkpoint} does not match {name}: {len(missing)} missing, '
-            f'{len(unexpected)} unexpected and {len(mis_shaped)} mis-shaped keys{under} '
-            f'(is it a {name} checkpoint with the same depth, widths and operator arguments?).'
+    if not (missing or unexpected or mis_shaped):
+        return None
+    return (f'{source} does not match {name}: {len(missing)} missing, {len(unexpected)} '
+            f'unexpected and {len(mis_shaped)} mis-shaped keys{remedy}.'
             + (_listing('missing', missing) if missing else '')
             + (_listing('unexpected', unexpected) if unexpected else '')
             + (_listing('shape checkpoint vs model', mis_shaped) if mis_shaped else ''))
-    module.load_state_dict(state_dict, strict=False)

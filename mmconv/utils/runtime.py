@@ -6,12 +6,17 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
+from .tool_input import checked_cfg_options
+
 
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
                 launcher: str = 'none',
                 work_dir: Optional[str] = None) -> Config:
     """Read ``path``, apply ``--cfg-options`` and pick the work dir and distributed backend.
+
+    A ``--cfg-options`` key the config does not have is refused (a ``ToolInputError`` naming the
+    nearest key) unless it starts with ``+``, which marks it new.
 
     The work dir is, by priority, ``work_dir``, the config's own, then
     ``./work_dirs/<config name>``. Distributed runs on a machine without CUDA use gloo, since
@@ -24,7 +29,7 @@ def load_config(path: str,
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        cfg.merge_from_dict(checked_cfg_options(cfg, cfg_options))
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -33,3 +33,12 @@ def det_data_options(demo_data) -> List[str]:
         *(f'{evaluator}.ann_file={root}annotations/instances_val.json'
           for evaluator in ('val_evaluator', 'test_evaluator')),
     ]
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    """Classification and COCO sets of a few images, for runs that are refused or train a step."""
+    root = tmp_path_factory.mktemp('tiny_data')
+    run_tool(['tools/misc/make_demo_data.py', '--out', str(root), '--seed', '0',
+              '--num-train', '8', '--num-val', '4'])
+    return root

@@ -102,3 +102,34 @@ def metric_lines(stdout: str) -> Dict[str, float]:
             except ValueError:
                 pass
     return metrics
+
+
+def refusal(result: subprocess.CompletedProcess) -> str:
+    """The message of a run the tool refused: exit code 2, stderr from its one ``error:`` line
+    on (a checkpoint mismatch lists keys on the lines below), no traceback."""
+    assert result.returncode == 2, f'exit code {result.returncode}:\n{result.stderr[-4000:]}'
+    assert 'Traceback' not in result.stderr, result.stderr[-4000:]
+    lines = result.stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith('error: ')]
+    assert len(starts) == 1, result.stderr[-4000:]
+    return '\n'.join(lines[starts[0]:])
+
+
+def data_root_options(root) -> List[str]:
+    """``--cfg-options`` entries pointing the three dataloaders of a config at ``root``."""
+    return [f'{loader}.dataset.data_root={root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def save_model_checkpoint(config: str, path: str, options: Optional[dict] = None,
+                          classes: Optional[tuple] = None) -> None:
+    """Save the untrained weights of ``config``'s model (``options`` merged into the config) as
+    an mmengine checkpoint, with ``classes`` as the classes it was trained on."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    cfg.merge_from_dict(options or {})
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    meta = dict(dataset_meta=dict(classes=classes)) if classes else {}
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), path)

@@ -16,7 +16,7 @@ from e2e_helpers import (CLS_CONFIG, REPO_ROOT, max_weight_difference, run_tool,
 pytestmark = pytest.mark.slow
 
 DETERMINISTIC = ['randomness.seed=0', 'randomness.deterministic=True']
-STOCHASTIC_DEPTH = ['model.backbone.drop_path_rate=0.1']
+STOCHASTIC_DEPTH = ['+model.backbone.drop_path_rate=0.1']
 WITHOUT_HOOK = ['custom_hooks=[]']
 # Two epochs of 4 iterations, validating after each: validation runs between the first
 # checkpoint and the second epoch, so the hook's isolation of validation is exercised too.

@@ -1,0 +1,3 @@
+from .cpu_bf16_optim_wrapper import CPUBF16AutocastOptimWrapper
+
+__all__ = ['CPUBF16AutocastOptimWrapper']
