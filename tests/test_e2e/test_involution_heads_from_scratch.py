@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = 'configs/demo/mask-rcnn_rednet26-w16_involution-fpn_involution-head_demo-coco.py'
 EPOCHS = 6
-SCHEDULE = ['train_dataloader.dataset.indices=128', f'train_cfg.max_epochs={EPOCHS}',
+SCHEDULE = ['+train_dataloader.dataset.indices=128', f'train_cfg.max_epochs={EPOCHS}',
             'train_cfg.val_interval=100', f'param_scheduler.1.milestones=[{EPOCHS - 1}]',
             f'param_scheduler.1.end={EPOCHS}', 'default_hooks.checkpoint.interval=100',
             'default_hooks.logger.interval=4']

@@ -173,7 +173,7 @@ def test_train_tool_stops_with_the_message_before_building_anything(tmp_path):
          '--work-dir', str(tmp_path / 'work'), '--no-validate', '--cfg-options',
          f'train_dataloader.dataset.data_root={tmp_path}/'],
         cwd=repo, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f'error: The train_dataloader dataset has no annotations: {tmp_path}/annotations/'
         'instances_train.json lists 1 images and no annotations, so there is nothing to train on.')
