@@ -6,7 +6,7 @@ ENV_INPUTS := requirements/constraints.txt requirements/runtime.txt requirements
 	requirements/build.txt requirements/tests.txt tools/misc/setup_env.sh tools/misc/build_mmcv.sh \
 	pyproject.toml
 
-.PHONY: install demo test clean-demo
+.PHONY: install demo lint test clean-demo
 
 $(STAMP): $(ENV_INPUTS)
 	bash tools/misc/setup_env.sh $(VENV)
@@ -17,7 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) tools/misc/demo.py
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(PY) -m flake8 mmconv tools tests demo configs
+
+test: lint
 	$(PY) -m pytest tests -q
 
 clean-demo:

@@ -131,5 +131,6 @@ def main():
             refuse(f'image {image} cannot be decoded, which stopped training; replace or '
                    'remove it (--check-images decodes every image before training).')
 
+
 if __name__ == '__main__':
     main()

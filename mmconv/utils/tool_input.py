@@ -171,7 +171,6 @@ def check_checkpoint_fits(cfg: Config, checkpoint: str, purpose: str,
     return loaded
 
 
-
 def undecodable_image_in(err: AssertionError) -> Optional[str]:
     """The path in mmcv's ``LoadImageFromFile`` assertion ``failed to load image: PATH`` (also
     when a data-loader worker re-raised it), None for any other assertion."""

@@ -133,6 +133,8 @@ CP_CASES = {
     'scconv-r26': lambda cp: SCConvResNet(26, with_cp=cp),
     'sdnet18-all': lambda cp: SDNet(18, csc_layers='all', stem='cifar', with_cp=cp, **FAST_CSC),
 }
+
+
 def assert_close_scaled(actual, expected, msg=None):
     """Equal up to fp32 rounding of sums: tolerance relative to the tensor's largest entry."""
     scale = expected.abs().max().item()

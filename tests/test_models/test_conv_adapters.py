@@ -92,7 +92,7 @@ def test_mmdet_resnet_dcn_slot(type_):
                for i in (2, 3, 4))
     outs = model(torch.randn(2, 3, 64, 64))
     assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4),
-                                             (2, 512, 2, 2)]
+                                              (2, 512, 2, 2)]
     sum(o.mean() for o in outs).backward()
 
 

@@ -199,5 +199,5 @@ def test_pretrained_checkpoint_is_loaded_strictly(tmp_path):
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in same.state_dict().items())
     other = OperatorDenseNet(arch=TINY, op_cfg=SCCONV, init_cfg=init_cfg)
     with pytest.raises(CheckpointMismatchError, match=r'does not match OperatorDenseNet(.|\n)*missing.*'
-                                                     r'layer1\.0\.0\.conv2\.sru\.gn\.weight'):
+                       r'layer1\.0\.0\.conv2\.sru\.gn\.weight'):
         other.init_weights()

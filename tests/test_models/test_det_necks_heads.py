@@ -246,4 +246,3 @@ def test_mask_rcnn_trains_on_images_without_boxes():
     mask_grads = [m.conv.conv2.conv.weight.grad for m in model.roi_head.mask_head.convs]
     assert all(g is None or not g.any() for g in mask_grads)
     assert model.rpn_head.rpn_conv.conv2.conv.weight.grad.abs().sum() > 0  # negatives still train
-

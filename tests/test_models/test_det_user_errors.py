@@ -94,7 +94,7 @@ def test_checkpoint_of_another_architecture_names_the_mismatched_keys(tmp_path):
     other_stem = MODELS.build(dict(NARROW_REDNET, stem_kernel=7,
                                    init_cfg=pretrained(tmp_path / 'cls.pth')))
     with pytest.raises(CheckpointMismatchError, match=r'stem\.1\.conv2\.conv\.weight \(9, 4, 1, '
-                                                     r'1\) vs \(49, 4, 1, 1\)'):
+                       r'1\) vs \(49, 4, 1, 1\)'):
         other_stem.init_weights()
 
 

@@ -17,6 +17,7 @@ from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
                             assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
 
+
 @pytest.fixture(autouse=True, scope='module')
 def single_thread():
     """Tiny shapes: one intra-op thread is far faster than two on a shared machine."""
@@ -75,7 +76,6 @@ def dense_dictionary(layer, x):
                 decoded = layer.decode(basis, x.shape[2:])
             columns.append(decoded.flatten())
     return torch.stack(columns, dim=1)
-
 
 
 # ----------------------------------------------------------------------------- solver
@@ -545,9 +545,9 @@ def test_opcheck(problem, non_negative, mu):
     z2, decoded = ops.csc_step(weight, x, y, z, c, step, theta, scale, *geometry, non_negative,
                                True, False)
     padding = [] if geometry[0] == 0 else transpose_output_padding(x_shape[2:], c.shape[2:], w_shape[2:],
-                                                                  *geometry[1:4])
+                                                                   *geometry[1:4])
     for grad_decoded, saved, need in [(None, decoded, (True, True, False)), (torch.randn_like(decoded), None,
-                                                                               (True, True, True)),
+                                                                             (True, True, True)),
                                       (None, None, (False, False, False))]:
         torch.library.opcheck(ops.csc_step_backward.default,
                               (torch.randn_like(z2), grad_decoded, z2 != 0, weight, step, scale, z,

@@ -150,7 +150,7 @@ def test_bad_arguments(kwargs, name):
 
 
 @pytest.mark.parametrize('size, cq_kernel, groups', [((7, 6), 3, 4), ((2, 1), 3, 2), ((5, 9), 5, 1),
-                                                    ((1, 1), 7, 8)])
+                                                     ((1, 1), 7, 8)])
 def test_channel_branch_mean_equals_conv_then_pool(size, cq_kernel, groups):
     """The window-sum form of GAP(conv_q(x)) agrees with the conv, in value and in gradients."""
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ from mmconv.ops.involution.tap_loop import (correlate_taps, plan_taps, tap_windo
 from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 
 from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
-                             assert_onnx_matches_eager)
+                            assert_onnx_matches_eager)
 
 
 def random_pair(batch, channels, groups, size, kernel_size, stride, dilation, dtype=torch.float64):
@@ -257,7 +257,6 @@ def test_flops_with_stride():
     assert flops == pixels * (32 * 8 + 2 * 8 + 8 * 9 * 2 + 32 * 9)
 
 
-
 def test_fast_path_saves_only_input_and_kernel():
     torch.manual_seed(0)
     x, kernel = random_pair(2, 32, 2, (16, 16), 7, 1, 1, dtype=torch.float32)
@@ -352,7 +351,7 @@ def test_opcheck(size, kernel_size, stride, dilation):
 
 
 @pytest.mark.parametrize('size,kernel_size,stride,dilation', [((5, 6), 3, 1, 1), ((7, 5), 3, 2, 1),
-                                                               ((4, 5), 3, 1, 2)])
+                                                              ((4, 5), 3, 1, 2)])
 def test_second_order_is_exact(size, kernel_size, stride, dilation):
     """The gradient ops differentiate into each other, so double backward is exact, not refused."""
     torch.manual_seed(0)

@@ -34,8 +34,6 @@ def test_interpreter_suite_in_subprocess():
     assert result.returncode == 0 and ' passed' in result.stdout, report
 
 
-
-
 def device_parameters(devices, why):
     return pytest.mark.parametrize('device', devices or [pytest.param('cuda', marks=pytest.mark.skip(reason=why))])
 

@@ -12,7 +12,6 @@ from op_integration import (assert_channels_last, assert_compiled_matches_eager,
                             assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
 
 
-
 def level_responses(module, x):
     """Every level's raw response, from one conv whose output stacks the zero-padded sub-kernels.
 

@@ -13,7 +13,6 @@ from op_integration import (assert_channels_last, assert_compiled_matches_eager,
                             assert_onnx_matches_eager, assert_second_order_refused)
 
 
-
 def make_scconv(*args, seed=0, dtype=torch.float64, **kwargs):
     """An SCConv with perturbed GroupNorm affine and GWC bias so no parameter sits at its init."""
     torch.manual_seed(seed)

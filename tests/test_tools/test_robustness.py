@@ -108,7 +108,6 @@ def test_numpy_layout_and_bad_arguments():
         corrupt_array(images.astype(np.float32), 'contrast', 1)
 
 
-
 # ------------------------------------------------------- the tool, end to end, on generated data
 def _read_csv(path):
     import csv

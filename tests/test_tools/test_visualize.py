@@ -135,7 +135,7 @@ def _loadable_pngs(folder):
 
 
 def test_tool_decodes_every_stage_of_sdnet_all_without_shortcut(sdnet_all_model, class_folders,
-                                                                 tmp_path, capsys):
+                                                                tmp_path, capsys):
     config, checkpoint = sdnet_all_model
     images = _two_images(class_folders)
     load_tool('visualize_features').main([config, checkpoint, *images, '--out-dir', str(tmp_path)])
@@ -158,7 +158,7 @@ def test_tool_shows_features_of_any_backbone(plain_model, sdnet_model, class_fol
     tool.main([*plain_model, *images, '--out-dir', str(tmp_path / 'plain'), '--stages', '1', '3'])
     stem = images[0].rsplit('/', 1)[-1][:-4]
     assert set(_loadable_pngs(tmp_path / 'plain')) == {f'{stem}_stage1_features.png',
-                                                      f'{stem}_stage3_features.png'}
+                                                       f'{stem}_stage3_features.png'}
     assert 'stage3 not decoded: the backbone has no CSC layer' in capsys.readouterr().out
     # SDNet-18 (CSC stem, residual blocks): the stem decodes, the stages stop at the shortcuts.
     tool.main([*sdnet_model, *images, '--out-dir', str(tmp_path / 'sdnet'), '--stages', '0'])

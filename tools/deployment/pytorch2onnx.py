@@ -141,7 +141,7 @@ def main():
         import onnxscript  # noqa: F401
     except ImportError as error:
         fail(f'{error.name} is not installed; '
-                 f'pip install -r requirements/tests.txt.')
+             f'pip install -r requirements/tests.txt.')
     from mmconv.analysis.inference import load_model
     from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
     if not osp.isdir(osp.dirname(osp.abspath(args.out_file))):
@@ -152,7 +152,7 @@ def main():
         fail(str(error))
     except RuntimeError as error:  # mmengine's strict loading lists the keys that do not fit
         fail(f'{args.checkpoint} does not fit the model of '
-                 f'{args.config}: {" ".join(str(error).split())}')
+             f'{args.config}: {" ".join(str(error).split())}')
     try:
         errors = export_classifier(model, args.out_file, tuple(args.shape), args.dynamic, args.opset)
     except ValueError as error:

@@ -19,7 +19,7 @@ Geometry = Tuple[int, List[int], List[int], List[int], int]
 
 
 def transpose_output_padding(signal_size: Sequence[int], code_size: Sequence[int], kernel_size: Sequence[int],
-                   stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int]) -> List[int]:
+                             stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int]) -> List[int]:
     """The conv_transpose output padding that decodes ``code_size`` back to ``signal_size``."""
     return [n - ((c - 1) * s - 2 * p + d * (k - 1) + 1) for n, c, k, s, p, d in zip(
         signal_size, code_size, kernel_size, stride, padding, dilation)]

@@ -180,7 +180,7 @@ class SparseCodingLayer(nn.Module):
             num_iters: iterations; default ``power_iters``, or :data:`COLD_POWER_ITERS` from scratch.
         """
         proxy_shape, code_shape = self.dictionary.power_shapes(signal_shape, self.weight.shape,
-                                                                self.power_max_size)
+                                                               self.power_max_size)
         weight = self.weight.detach().float()
         vector = self.power_vector.float()
         if vector.numel() == 0:

@@ -78,8 +78,8 @@ def _level_mask(choice: torch.Tensor, level: int, levels: int, out: torch.Tensor
 
 
 def scc_forward_kernel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, alpha: torch.Tensor,
-                   beta: torch.Tensor, stride: int, dilation: int, groups: int,
-                   forced: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+                       beta: torch.Tensor, stride: int, dilation: int, groups: int,
+                       forced: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     """The output and the int8 level each element chose (``forced`` where that is ≥ 0)."""
     levels = weight.shape[-1] // 2 + 1
     responses = [_pointwise_conv(x, sub_kernel(weight, 0), bias[0], stride, groups)]
@@ -102,8 +102,8 @@ def scc_forward_kernel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 
 
 def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.Tensor, weight: torch.Tensor,
-                    bias: torch.Tensor, alpha: torch.Tensor, stride: int, dilation: int, groups: int,
-                    needs_x: bool) -> Tuple[torch.Tensor, ...]:
+                        bias: torch.Tensor, alpha: torch.Tensor, stride: int, dilation: int, groups: int,
+                        needs_x: bool) -> Tuple[torch.Tensor, ...]:
     """Gradients of x (an empty tensor unless ``needs_x``), weight, bias, alpha and beta."""
     levels = weight.shape[-1] // 2 + 1
     acc_dtype = torch.promote_types(weight.dtype, torch.float32)
@@ -153,5 +153,3 @@ def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.T
     if grad_x is None:  # not asked for: an empty tensor stands for it (op outputs are tensors)
         grad_x = x.new_empty(0)
     return grad_x, grad_weight, grad_bias, grad_alpha, grad_beta
-
-

@@ -1,7 +1,8 @@
 """SCConv: Spatial and Channel reconstruction Convolution (SRU followed by CRU).
 
 Li, Wen, He, "SCConv: Spatial and Channel Reconstruction Convolution for Feature Redundancy",
-CVPR 2023, pp. 6153-6162. https://openaccess.thecvf.com/content/CVPR2023/html/Li_SCConv_Spatial_and_Channel_Reconstruction_Convolution_for_Feature_Redundancy_CVPR_2023_paper.html
+CVPR 2023, pp. 6153-6162.
+https://openaccess.thecvf.com/content/CVPR2023/html/Li_SCConv_Spatial_and_Channel_Reconstruction_Convolution_for_Feature_Redundancy_CVPR_2023_paper.html
 (the authors' repository https://github.com/JavonLi/SCConv holds no code).
 
 SRU (spatial reconstruction unit), on X (B×C1×H×W, C1 even):

@@ -296,7 +296,7 @@ def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bia
                         gwc_groups))
     batch, out_channels, out_h, out_w = diff.shape
     diff.flatten(2).baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1),
-                                                strided_pixels(upper, stride))
+                             strided_pixels(upper, stride))
     # Y2 = [PWC2(S_low), S_low subsampled], built in the output.
     lower_map = lower[:, :, ::stride, ::stride]
     if pwc2_weight is None:
