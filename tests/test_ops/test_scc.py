@@ -315,6 +315,22 @@ def test_opcheck():
                            2, 1, 2, True))
 
 
+@pytest.mark.parametrize('groups', [1, 2])
+def test_opcheck_channels_last(groups):
+    """The fake kernels promise the real kernels' strides for a channels_last input (Inductor asserts
+    them; a grouped conv and the 1×1 level's matmul used to return other layouts)."""
+    module = make_scc(4, 6, 3, groups=groups, seed=1)
+    x = torch.randn(2, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    params = [p.detach() for p in module.parameters()]
+    torch.library.opcheck(torch.ops.mmconv.scc_forward.default, (x, *params, 1, 1, groups, None),
+                          test_utils=('test_schema', 'test_faketensor'))
+    out, choice = scc_forward(x, *params, 1, 1, groups, None)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.library.opcheck(torch.ops.mmconv.scc_backward.default,
+                          (torch.randn_like(out), x, choice, *params[:3], 1, 1, groups, True),
+                          test_utils=('test_schema', 'test_faketensor'))
+
+
 def test_second_order_is_refused_in_one_sentence():
     module = make_scc(2, 3, 3, seed=1).eval()
     x = torch.randn(1, 2, 5, 6, dtype=torch.float64)

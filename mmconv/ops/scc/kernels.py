@@ -17,7 +17,18 @@ import torch.nn.functional as F
 from ..pointwise import add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad, strided_pixels
 from .reference import level_gain, level_geometry, output_size, sub_kernel
 
-__all__ = ['scc_backward_kernel', 'scc_forward_kernel']
+__all__ = ['layout_of', 'scc_backward_kernel', 'scc_forward_kernel']
+
+
+def layout_of(x: torch.Tensor) -> torch.memory_format:
+    """channels_last for an input laid out so (and not also contiguous), else contiguous_format.
+
+    The kernels' outputs and ∂x are laid out like this (as conv2d's follow its input), and the fake
+    kernels say so from the same strides.
+    """
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def _first_argmax(responses: List[torch.Tensor]) -> torch.Tensor:
@@ -48,9 +59,10 @@ def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s
                     groups: int) -> torch.Tensor:
     """The 1×1 level. A batched matmul, unlike a oneDNN conv, needs no layout reorders.
 
-    The result is a tensor of its own: SCC's output is built in it in place.
+    The result is a tensor of its own: SCC's output is built in it in place. Grouped convs and
+    inputs not in contiguous layout (channels_last) take the library conv, which keeps their layout.
     """
-    if groups > 1:
+    if groups > 1 or not x.is_contiguous():
         return F.conv2d(x, weight, bias, stride, 0, 1, groups)
     out_h, out_w = output_size(x.shape[2], stride), output_size(x.shape[3], stride)
     out = x.new_empty((x.shape[0], weight.shape[0], out_h, out_w))
@@ -61,8 +73,13 @@ def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s
 def _pointwise_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
                              grad_x: Optional[torch.Tensor], stride: int,
                              groups: int) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
-    """Add the 1×1 level's input gradient into ``grad_x`` (in place when given); weight gradient."""
-    if groups > 1 or grad_x is None:
+    """Add the 1×1 level's input gradient into ``grad_x`` (in place when given); weight gradient.
+
+    The batched-matmul path writes through a flattened view of ``grad_x``, so it needs contiguous
+    tensors (a channels_last ``grad_x`` would be flattened into a copy and the addition lost).
+    """
+    matmul_layout = grad_x is not None and all(t.is_contiguous() for t in (x, grad_x, grad))
+    if groups > 1 or not matmul_layout:
         grad_input, grad_weight, _ = torch.ops.aten.convolution_backward(
             grad, x, weight, None, [stride, stride], [0, 0], [1, 1], False, [0, 0], groups,
             [grad_x is not None, True, False])
@@ -98,7 +115,9 @@ def scc_forward_kernel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         selected = _affine_(responses[level], gain[level], beta[level])
         # lerp by a 0/1 float mask returns either end exactly, and is ~4× faster than torch.where.
         out = torch.lerp(out, selected, _level_mask(choice, level, levels, out=mask), out=out)
-    return out, choice
+    # The layout the fake kernel promises (conv backends may pick another): no copy when it matches.
+    layout = layout_of(x)
+    return out.contiguous(memory_format=layout), choice.contiguous(memory_format=layout)
 
 
 def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.Tensor, weight: torch.Tensor,
@@ -107,7 +126,9 @@ def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.T
     """Gradients of x (an empty tensor unless ``needs_x``), weight, bias, alpha and beta."""
     levels = weight.shape[-1] // 2 + 1
     acc_dtype = torch.promote_types(weight.dtype, torch.float32)
-    grad_out = grad_out.to(x.dtype).contiguous()
+    layout = layout_of(x)
+    grad_out = grad_out.to(x.dtype).contiguous(memory_format=layout)
+    choice = choice.contiguous(memory_format=layout)
     gain = level_gain(alpha.to(acc_dtype)).view(levels, -1, 1, 1, 1)
     centre_weight = sub_kernel(weight, 0)
     scaled_centre = centre_weight * gain[0].to(weight.dtype)
@@ -152,4 +173,6 @@ def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.T
     grad_bias = (grad_sums * gain.view(levels, -1)).to(bias.dtype)
     if grad_x is None:  # not asked for: an empty tensor stands for it (op outputs are tensors)
         grad_x = x.new_empty(0)
+    else:
+        grad_x = grad_x.contiguous(memory_format=layout)
     return grad_x, grad_weight, grad_bias, grad_alpha, grad_beta

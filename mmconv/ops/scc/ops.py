@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..flop_handles import register_op_flop_handle, value_shape
 from ..registration import NAMESPACE, refuse_second_order
-from .kernels import scc_backward_kernel, scc_forward_kernel
+from .kernels import layout_of, scc_backward_kernel, scc_forward_kernel
 from .reference import output_size
 
 __all__ = ['scc_forward']
@@ -24,8 +24,10 @@ def scc_forward(x: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, beta: Te
 @scc_forward.register_fake
 def _(x, weight, bias, alpha, beta, stride, dilation, groups, forced):
     shape = (x.shape[0], weight.shape[0], output_size(x.shape[2], stride), output_size(x.shape[3], stride))
-    return (x.new_empty(shape, dtype=torch.promote_types(x.dtype, alpha.dtype)),
-            x.new_empty(shape, dtype=torch.int8))
+    layout = layout_of(x)  # the kernel's outputs follow the input's layout, as conv2d's do
+    dtype = torch.promote_types(torch.promote_types(x.dtype, alpha.dtype), beta.dtype)
+    return (torch.empty(shape, dtype=dtype, device=x.device, memory_format=layout),
+            torch.empty(shape, dtype=torch.int8, device=x.device, memory_format=layout))
 
 
 @torch.library.custom_op(f'{NAMESPACE}::scc_backward', mutates_args=())
@@ -38,7 +40,8 @@ def scc_backward(grad_out: Tensor, x: Tensor, choice: Tensor, weight: Tensor, bi
 
 @scc_backward.register_fake
 def _(grad_out, x, choice, weight, bias, alpha, stride, dilation, groups, needs_x):
-    grad_x = torch.empty_like(x) if needs_x else x.new_empty(0)
+    grad_x = (torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=layout_of(x))
+              if needs_x else x.new_empty(0))
     return [grad_x, torch.empty_like(weight), torch.empty_like(bias), torch.empty_like(alpha),
             torch.empty_like(alpha)]
 
