@@ -1,4 +1,5 @@
 """End to end: the demo classifier through tools/train.py, --resume and tools/test.py."""
+import glob
 import os.path as osp
 import re
 
@@ -29,6 +30,9 @@ def test_train_resume_then_test(cls_data_options, tmp_path):
     assert not re.search(r'Epoch\(train\)\s+\[1\]', log)
     meta = load_checkpoint(osp.join(work_dir, 'epoch_3.pth'))['meta']
     assert (meta['epoch'], meta['iter']) == (3, 3 * iters_per_epoch)
+    # The runtime keeps the best epoch on top-1 (validated every epoch) next to the periodic ones.
+    best = glob.glob(osp.join(work_dir, 'best_accuracy_top1_epoch_*.pth'))
+    assert len(best) == 1, sorted(glob.glob(osp.join(work_dir, '*.pth')))
 
     tested = run_tool(['tools/test.py', CLS_CONFIG, osp.join(work_dir, 'epoch_3.pth'),
                        '--work-dir', work_dir, *options])

@@ -37,6 +37,8 @@ SHAPE_CASES = {
                  [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     'sccnet18-scc5x5': (lambda: SCCNet(18, out_indices=ALL), 63,
                         [(64, 4), (128, 8), (256, 16), (512, 32)]),
+    'sccnet18-cifar': (lambda: SCCNet(18, stem_type='conv3', stem_pool=None, out_indices=ALL), 33,
+                       [(64, 1), (128, 2), (256, 4), (512, 8)]),
     'scconv-r26': (lambda: SCConvResNet(26, out_indices=ALL), 33,
                    [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     'sdnet18-cifar': (lambda: SDNet(18, stem='cifar', out_indices=ALL, **FAST_CSC), 32,

@@ -2,8 +2,9 @@
 table, the other rows against the figures the README reports for them.
 
 Counted as the seed table was (mmcv's counter): parameters that require gradients, so the stem
-and first stage that ``frozen_stages=1`` freezes (0.14 M for RedNet-50) are left out. Models are
-only built (no forward pass), so the whole file takes seconds.
+and first stage that ``frozen_stages=1`` freezes (0.14 M for RedNet-50) are left out. Parameter
+rows only build the models (no forward pass); the FLOPs rows run get_flops.py's count once at
+1280×800, about 12 s each on one core.
 """
 import os.path as osp
 import sys
@@ -27,6 +28,8 @@ BUDGETS = [
     ('rednet/mask-rcnn_rednet50_fpn_1x_coco.py', 34.2, 0.01),
     ('rednet/mask-rcnn_rednet50_involution-fpn_1x_coco.py', 32.2, 0.01),
     ('rednet/mask-rcnn_rednet50_involution-fpn_involution-head_1x_coco.py', 29.5, 0.01),
+    ('rednet/retinanet_rednet50_fpn_1x_coco.py', 27.8, 0.01),
+    ('rednet/retinanet_rednet50_involution-fpn_1x_coco.py', 26.3, 0.01),
     # What this C-volution design gives (channel branch with 16 groups in the backbone, 4 in the
     # neck), as the README records it. The released README's 33.4 M (Mask, C-volution neck) is
     # matched; its 29.8 M (Faster, C-volution neck) cannot come from its own code.
@@ -43,6 +46,21 @@ BUDGETS = [
     ('sdnet/faster-rcnn_sdnet18_fpn_1x_coco.py', 28.53, 0.002),
     ('sdnet/mask-rcnn_sdnet18_fpn_1x_coco.py', 31.17, 0.002),
 ]
+
+# (config, GFLOPs at 1280×800 in the involution det/README, relative tolerance).
+FLOPS_BUDGETS = [
+    ('rednet/retinanet_rednet50_fpn_1x_coco.py', 210.1, 0.03),
+    ('rednet/retinanet_rednet50_involution-fpn_1x_coco.py', 199.9, 0.03),
+]
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: a count does not depend on it, and the machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def build_detector(config: str):
@@ -67,6 +85,15 @@ def get_flops_count():
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
     from get_flops import count
     return count
+
+
+@pytest.mark.parametrize('config, expected, rel_tol', FLOPS_BUDGETS,
+                         ids=[osp.basename(c)[:-3] for c, _, _ in FLOPS_BUDGETS])
+def test_detector_flops(config, expected, rel_tol, one_thread):
+    count = get_flops_count()
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
+    flops = count(cfg, 1280, 800)['flops'] / 1e9
+    assert flops == pytest.approx(expected, rel=rel_tol), f'{config}: {flops:.1f} GFLOPs'
 
 
 def test_get_flops_reports_the_trainable_count_of_the_seed_table():

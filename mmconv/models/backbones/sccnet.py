@@ -3,6 +3,8 @@
 SCCNet, "Subspace Combination Convolutional Network For Image Classification" (R. Zou), code and
 ImageNet results at https://github.com/Raven-Z-china/SCCNet.
 """
+from typing import Optional
+
 from mmengine.model.weight_init import BaseInit, update_init_info
 from mmengine.registry import MODELS, WEIGHT_INITIALIZERS
 from torch import nn
@@ -78,8 +80,11 @@ class SCCNet(OperatorResNet):
         mask_prob (float): SCC's training-time forcing probability p. Defaults to 0.005.
         impl (str): SCC implementation (``'auto'``, ``'fast'``, ``'reference'``). Defaults to
             ``'auto'``.
+        stem_type (str): ``'conv7'`` (released, ImageNet) or ``'conv3'`` (3×3 stride 1, for
+            32×32 CIFAR images), followed by BN only. Defaults to ``'conv7'``.
+        stem_pool (str, optional): ``'max'`` (released) or None (CIFAR). Defaults to ``'max'``.
         **kwargs: :class:`OperatorResNet` arguments (``out_indices``, ``frozen_stages``,
-            ``norm_eval``, ``with_cp``, ``stem_type``...).
+            ``norm_eval``, ``with_cp``...).
 
     Shape:
         x: B×3×H×W → tuple of B×(64·2^i)×ceil(H/2^(i+2))×ceil(W/2^(i+2)) for i in ``out_indices``.
@@ -88,7 +93,8 @@ class SCCNet(OperatorResNet):
     depths = (18, 34)
 
     def __init__(self, depth: int = 34, downsample: str = 'scc5x5', mask_prob: float = 0.005,
-                 impl: str = 'auto', init_cfg=None, **kwargs):
+                 impl: str = 'auto', stem_type: str = 'conv7', stem_pool: Optional[str] = 'max',
+                 init_cfg=None, **kwargs):
         if depth not in self.depths:
             raise ValueError(f'SCCNet depth must be one of {self.depths}, got {depth!r}.')
         if downsample not in DOWNSAMPLES:
@@ -102,8 +108,8 @@ class SCCNet(OperatorResNet):
         kwargs.setdefault('zero_init_residual', False)
         super().__init__(
             depth,
-            stem_type='conv7',
-            stem_pool='max',
+            stem_type=stem_type,
+            stem_pool=stem_pool,
             op_cfg=scc_cfg,
             downsample_kernel_size=kernel_size,
             downsample_conv_cfg=scc_cfg if op_type else None,
