@@ -28,13 +28,7 @@ NUM_CLASSES = dict(in1k=1000, cifar10=10, cifar100=100, food101=101)
 INPUT_SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine, more threads mostly contend (5-10× slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def config_id(path: str) -> str:

@@ -54,15 +54,6 @@ FLOPS_BUDGETS = [
 ]
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: a count does not depend on it, and the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build_detector(config: str):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
@@ -89,7 +80,7 @@ def get_flops_count():
 
 @pytest.mark.parametrize('config, expected, rel_tol', FLOPS_BUDGETS,
                          ids=[osp.basename(c)[:-3] for c, _, _ in FLOPS_BUDGETS])
-def test_detector_flops(config, expected, rel_tol, one_thread):
+def test_detector_flops(config, expected, rel_tol, one_torch_thread):
     count = get_flops_count()
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
     flops = count(cfg, 1280, 800)['flops'] / 1e9

@@ -18,13 +18,7 @@ from op_integration import (assert_channels_last, assert_compiled_matches_eager,
                             assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    """Tiny shapes: one intra-op thread is far faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 # Functional problems: (name, dictionary, signal shape, weight shape).

@@ -9,13 +9,7 @@ from mmconv.ops import CSCConv1d, CSCLinear
 from op_integration import assert_compiled_matches_eager, assert_empty_batch
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    """Tiny shapes: one intra-op thread is far faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_linear_two_steps_match_closed_form():

@@ -8,18 +8,6 @@ from analysis_tool_helpers import (NUM_VAL, PLAIN, REPO_ROOT, SDNET_ALL_NO_SHORT
                                    write_model)
 
 
-@pytest.fixture(scope='module')
-def one_torch_thread():
-    """Run tiny models on one thread: on busy shared cores, torch's thread pool mostly waits.
-
-    Used by the robustness and visualisation tests (``pytestmark``)."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='session')
 def class_folders(tmp_path_factory):
     """``<root>/val/<class>/*.png``: the demo generator's classification set, 8 val images."""

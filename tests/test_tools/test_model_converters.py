@@ -31,13 +31,7 @@ SCC_KEYS = ('weight', 'bias', 'alpha', 'beta')
 Pairs = Iterator[Tuple[str, torch.Tensor]]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine, more threads mostly contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def load_converter(name: str):
