@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..cpu_chunks import chunks_of
 from ..pointwise import add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad, strided_pixels
 
-__all__ = ['cru_backward', 'cru_forward', 'sru_squeeze_backward', 'sru_squeeze_forward']
+__all__ = ['accumulation_dtype', 'cru_backward', 'cru_forward', 'sru_squeeze_backward', 'sru_squeeze_forward']
 
 
 def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor,
@@ -49,7 +49,7 @@ def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
             for weight, grad, block in zip(weights, grad_blocks, blocks)]
 
 
-def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
@@ -68,7 +68,7 @@ def _sru_gate(x: torch.Tensor, affine: Tuple[torch.Tensor, torch.Tensor], groups
     ``affine`` is :func:`_gate_affine` in the accumulation dtype.
     """
     batch, channels = x.shape[:2]
-    x = x.to(_accumulation_dtype(x.dtype)).contiguous()
+    x = x.to(accumulation_dtype(x.dtype)).contiguous()
     reweights, mean, rstd = torch.native_group_norm(x, *affine, batch, channels, x[0, 0].numel(),
                                                     groups, eps)
     reweights.sigmoid_()
@@ -117,7 +117,7 @@ def _image_chunks(x: torch.Tensor) -> List[slice]:
     Measured on a 2-core EPYC (B=8, C=64, 56², fp32): two images per chunk did best; one image per
     chunk spends what it saves on per-op overhead.
     """
-    image_bytes = math.prod(x.shape[1:]) * _accumulation_dtype(x.dtype).itemsize
+    image_bytes = math.prod(x.shape[1:]) * accumulation_dtype(x.dtype).itemsize
     return chunks_of(x.shape[0], image_bytes, x.device)
 
 
@@ -136,7 +136,7 @@ def sru_squeeze_forward(x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch
     batch, _, height, width = x.shape
     squeezed = x.new_empty((batch, squeeze1.shape[0] + squeeze2.shape[0], height, width),
                            dtype=squeeze1.dtype)
-    affine = _gate_affine(gn_weight, gn_bias, _accumulation_dtype(x.dtype))
+    affine = _gate_affine(gn_weight, gn_bias, accumulation_dtype(x.dtype))
     for part in _image_chunks(x):
         x_acc, reweights, informative, _, _ = _sru_gate(x[part], affine, groups, eps, threshold, gate)
         _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True), squeeze1, squeeze2,
@@ -151,13 +151,13 @@ def sru_squeeze_backward(grad_squeezed: torch.Tensor, x: torch.Tensor, gn_weight
     config = (groups, eps, threshold, gate)
     grad_squeezed = grad_squeezed.to(squeeze1.dtype).contiguous()
     grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    acc_dtype = _accumulation_dtype(x.dtype)
+    acc_dtype = accumulation_dtype(x.dtype)
     grad_squeezes = [torch.zeros(w.shape, dtype=acc_dtype, device=w.device) for w in (squeeze1, squeeze2)]
     grad_scaled_affine = None  # ∂ of GroupNorm's scaled γ and β, summed over the chunks
     affine = _gate_affine(gn_weight, gn_bias, acc_dtype)
     for part in _image_chunks(x):
         chunk_squeezes, chunk_affine = _sru_chunk_backward(
-            x[part], grad_squeezed[part], affine, squeeze1, squeeze2, config, True, grad_x[part])
+            x[part], grad_squeezed[part], affine, squeeze1, squeeze2, config, grad_x[part])
         grad_squeezes = _accumulate(grad_squeezes, chunk_squeezes)
         grad_scaled_affine = _accumulate(grad_scaled_affine, chunk_affine)
 
@@ -178,14 +178,13 @@ def sru_squeeze_backward(grad_squeezed: torch.Tensor, x: torch.Tensor, gn_weight
 
 def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
                         affine: Tuple[torch.Tensor, torch.Tensor], squeeze1: torch.Tensor,
-                        squeeze2: torch.Tensor, config: Tuple[int, float, float, str],
-                        want_squeeze_grads: bool, grad_x: torch.Tensor):
+                        squeeze2: torch.Tensor, config: Tuple[int, float, float, str], grad_x: torch.Tensor):
     """Backward of :func:`sru_squeeze_forward` over a chunk of images; writes ∂X into ``grad_x``.
 
     ``affine`` is :func:`_gate_affine` in the accumulation dtype.
 
     Returns:
-        The squeeze weight gradients (or None) and, for the soft gate, the gradients of GroupNorm's
+        The squeeze weight gradients and, for the soft gate, the gradients of GroupNorm's
         scaled affine (W_γ·γ, W_γ·β) (else None), both summed over the chunk in the accumulation
         dtype, so that the sum over chunks does not round in bf16.
     """
@@ -206,10 +205,8 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
         y = _sru_output(x_acc, reweights, informative, gate, consume=False)
 
     grad_pixels = strided_pixels(grad_squeezed)
-    grad_squeezes = None
-    if want_squeeze_grads:
-        grad_squeezes = [grad.to(x_acc.dtype) for grad in _split_weight_grads(
-            grad_pixels, strided_pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])]
+    grad_squeezes = [grad.to(x_acc.dtype) for grad in _split_weight_grads(
+        grad_pixels, strided_pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])]
     del y
     transposed = [weight.flatten(1).t() for weight in (squeeze1, squeeze2)]
     grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
@@ -250,7 +247,7 @@ def cru_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bias: Opti
     out, diff = squeezed.new_empty(shape), squeezed.new_empty(shape)
     lower_output = squeezed.new_empty(shape if fuse == 'joint' else (0,))
     fuse_weights = squeezed.new_empty((batch, shape[1] * (1 if fuse == 'paper' else 2)),
-                                      dtype=_accumulation_dtype(squeezed.dtype))
+                                      dtype=accumulation_dtype(squeezed.dtype))
     for part in _image_chunks(out):
         _cru_chunk_forward(squeezed[part], gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation,
                            gwc_groups, fuse, out=out[part], diff=diff[part], weights=fuse_weights[part],
@@ -265,7 +262,7 @@ def cru_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, gwc_weight: tor
     """Gradients of S, the GWC weight and bias (empty without one), PWC1 and PWC2 (empty without)."""
     grad_out = grad_out.to(squeezed.dtype).contiguous()
     grad_squeezed = torch.empty_like(squeezed)
-    acc_dtype = _accumulation_dtype(squeezed.dtype)
+    acc_dtype = accumulation_dtype(squeezed.dtype)
     # (shape, dtype) of the GWC weight and bias, PWC1 and PWC2; the bias has the weight's dtype.
     params = [(gwc_weight.shape, gwc_weight.dtype), (gwc_weight.shape[:1], gwc_weight.dtype) if has_bias else None,
               (pwc1_weight.shape, pwc1_weight.dtype),
@@ -276,7 +273,7 @@ def cru_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, gwc_weight: tor
         grad_params = _accumulate(grad_params, _cru_chunk_backward(
             grad_out[part], squeezed[part], diff[part], fuse_weights[part],
             lower_output[part] if fuse == 'joint' else None, gwc_weight, pwc1_weight, pwc2_weight, config,
-            [True] * 5, grad_squeezed[part]))
+            grad_squeezed[part]))
     return [grad_squeezed] + [squeezed.new_empty(0) if grad is None else grad.to(param[1])
                               for grad, param in zip(grad_params, params)]
 
@@ -305,7 +302,7 @@ def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bia
         generated = batched_pointwise(pwc2_weight, strided_pixels(lower, stride))
         torch.cat([generated.view(batch, -1, out_h, out_w), lower_map], dim=1, out=out)
     diff.sub_(out)
-    acc_dtype = _accumulation_dtype(diff.dtype)
+    acc_dtype = accumulation_dtype(diff.dtype)
     pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)
     if fuse == 'paper':
         # Per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·(Y1 − Y2).
@@ -324,17 +321,17 @@ def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bia
 def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: torch.Tensor,
                         weights: torch.Tensor, y2: Optional[torch.Tensor], gwc_weight: torch.Tensor,
                         pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], config,
-                        needs_input_grad, grad_squeezed: Optional[torch.Tensor]) -> List[Optional[torch.Tensor]]:
-    """CRU backward over a chunk of images; writes ∂S into ``grad_squeezed`` (when given).
+                        grad_squeezed: torch.Tensor) -> List[Optional[torch.Tensor]]:
+    """CRU backward over a chunk of images; writes ∂S into ``grad_squeezed``.
 
     Returns:
-        The gradients of the GWC weight and bias, PWC1 and PWC2, each None when not needed, summed
-        over the chunk, in the accumulation dtype.
+        The gradients of the GWC weight and bias, PWC1 and PWC2 (None for an absent bias or PWC2),
+        summed over the chunk, in the accumulation dtype.
     """
     stride, dilation, gwc_groups, fuse, has_bias = config
     batch, out_channels, out_h, out_w = grad_out.shape
     pixels = out_h * out_w
-    acc_dtype = _accumulation_dtype(diff.dtype)
+    acc_dtype = accumulation_dtype(diff.dtype)
     up_squeezed = pwc1_weight.shape[1]
     upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
 
@@ -369,29 +366,25 @@ def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: to
     grad_upper, grad_gwc_weight, grad_gwc_bias = torch.ops.aten.convolution_backward(
         grad_diff, upper, gwc_weight, [out_channels] if has_bias else None, [stride, stride],
         [dilation * (gwc_weight.shape[-1] // 2)] * 2, [dilation, dilation], False, [0, 0],
-        gwc_groups, [grad_squeezed is not None, needs_input_grad[1], has_bias and needs_input_grad[2]])
+        gwc_groups, [True, True, has_bias])
     grad_diff_pixels = grad_diff.flatten(2)
-    grad_pwc1 = None
-    if needs_input_grad[3]:
-        grad_pwc1 = pointwise_weight_grad(grad_diff_pixels, strided_pixels(upper, stride))
-    if grad_squeezed is not None:
-        add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
+    grad_pwc1 = pointwise_weight_grad(grad_diff_pixels, strided_pixels(upper, stride))
+    add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
     del grad_diff, grad_diff_pixels
     # Y2 = [PWC2(S_low), S_low[::s, ::s]].
     generated = pwc2_weight.shape[0] if pwc2_weight is not None else 0
     grad_y2_pixels = grad_y2.flatten(2)
     grad_pwc2 = None
-    if generated and needs_input_grad[4]:
+    if generated:
         grad_pwc2 = pointwise_weight_grad(grad_y2_pixels[:, :generated], strided_pixels(lower, stride))
-    if grad_squeezed is not None:
-        # The reused part's gradient first, then PWC2's input gradient accumulates onto it.
-        if stride == 1:
-            grad_lower = grad_y2[:, generated:].contiguous()
-        else:
-            grad_lower = torch.zeros_like(lower)
-            grad_lower[:, :, ::stride, ::stride] = grad_y2[:, generated:]
-        if generated:
-            add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated], stride)
-        torch.cat([grad_upper, grad_lower], dim=1, out=grad_squeezed)
+    # The reused part's gradient first, then PWC2's input gradient accumulates onto it.
+    if stride == 1:
+        grad_lower = grad_y2[:, generated:].contiguous()
+    else:
+        grad_lower = torch.zeros_like(lower)
+        grad_lower[:, :, ::stride, ::stride] = grad_y2[:, generated:]
+    if generated:
+        add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated], stride)
+    torch.cat([grad_upper, grad_lower], dim=1, out=grad_squeezed)
     return [None if grad is None else grad.to(acc_dtype)
             for grad in (grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2)]

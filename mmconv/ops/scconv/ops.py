@@ -70,7 +70,7 @@ def _(squeezed, gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation
     batch, _, height, width = squeezed.shape
     shape = (batch, gwc_weight.shape[0], (height + stride - 1) // stride, (width + stride - 1) // stride)
     weights = squeezed.new_empty((batch, gwc_weight.shape[0] * (1 if fuse == 'paper' else 2)),
-                                 dtype=torch.promote_types(squeezed.dtype, torch.float32))
+                                 dtype=kernels.accumulation_dtype(squeezed.dtype))
     return (squeezed.new_empty(shape), weights, squeezed.new_empty(shape),
             squeezed.new_empty(shape if fuse == 'joint' else (0,)))
 
