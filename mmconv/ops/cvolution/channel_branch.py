@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..flop_handles import register_op_flop_handle, value_shape
+from ..precision import accumulation_dtype
 from ..registration import NAMESPACE, refuse_second_order
 
 __all__ = ['channel_branch_mean', 'window_indicator']
@@ -34,7 +35,7 @@ def window_indicator(size: int, kernel_size: int, dtype: torch.dtype, device: to
 
 
 def _sum_dtype(x: Tensor, weight: Tensor) -> torch.dtype:
-    return torch.promote_types(torch.promote_types(x.dtype, weight.dtype), torch.float32)
+    return accumulation_dtype(torch.promote_types(x.dtype, weight.dtype))
 
 
 @torch.library.custom_op(f'{NAMESPACE}::channel_branch_mean', mutates_args=())

@@ -14,8 +14,9 @@ from typing import List, NamedTuple, Optional, Tuple
 import torch
 
 from ..cpu_chunks import chunks_of, for_each_chunk
+from ..precision import accumulation_dtype
 
-__all__ = ['accumulation_dtype', 'plan_taps', 'tap_loop_aggregate', 'tap_loop_grad_input',
+__all__ = ['plan_taps', 'tap_loop_aggregate', 'tap_loop_grad_input',
            'tap_loop_grad_kernel', 'tap_windows']
 
 
@@ -130,11 +131,6 @@ def zero_wrapped_columns(grad_kernel: torch.Tensor, plan: TapPlan) -> torch.Tens
     for v, columns in plan.wrapped_columns:
         grid[:, :, v, :, columns] = 0
     return grad_kernel
-
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """fp32 for half-precision inputs, the input dtype otherwise."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _kernel_planes(kernel: torch.Tensor) -> Tuple[torch.Tensor, ...]:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..pointwise import add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad, strided_pixels
+from ..precision import accumulation_dtype
 from .reference import level_gain, level_geometry, output_size, sub_kernel
 
 __all__ = ['layout_of', 'scc_backward_kernel', 'scc_forward_kernel']
@@ -125,7 +126,7 @@ def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.T
                         needs_x: bool) -> Tuple[torch.Tensor, ...]:
     """Gradients of x (an empty tensor unless ``needs_x``), weight, bias, alpha and beta."""
     levels = weight.shape[-1] // 2 + 1
-    acc_dtype = torch.promote_types(weight.dtype, torch.float32)
+    acc_dtype = accumulation_dtype(weight.dtype)
     layout = layout_of(x)
     grad_out = grad_out.to(x.dtype).contiguous(memory_format=layout)
     choice = choice.contiguous(memory_format=layout)

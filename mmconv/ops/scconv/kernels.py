@@ -15,8 +15,9 @@ import torch.nn.functional as F
 
 from ..cpu_chunks import chunks_of
 from ..pointwise import add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad, strided_pixels
+from ..precision import accumulation_dtype
 
-__all__ = ['accumulation_dtype', 'cru_backward', 'cru_forward', 'sru_squeeze_backward', 'sru_squeeze_forward']
+__all__ = ['cru_backward', 'cru_forward', 'sru_squeeze_backward', 'sru_squeeze_forward']
 
 
 def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor,
@@ -47,10 +48,6 @@ def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
     blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
     return [pointwise_weight_grad(grad, block).view_as(weight)
             for weight, grad, block in zip(weights, grad_blocks, blocks)]
-
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.promote_types(dtype, torch.float32)
 
 
 def _gate_affine(gn_weight: torch.Tensor, gn_bias: torch.Tensor,

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from ..flop_handles import register_op_flop_handle, value_shape
+from ..precision import accumulation_dtype
 from ..registration import NAMESPACE, refuse_second_order
 from . import kernels
 
@@ -70,7 +71,7 @@ def _(squeezed, gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation
     batch, _, height, width = squeezed.shape
     shape = (batch, gwc_weight.shape[0], (height + stride - 1) // stride, (width + stride - 1) // stride)
     weights = squeezed.new_empty((batch, gwc_weight.shape[0] * (1 if fuse == 'paper' else 2)),
-                                 dtype=kernels.accumulation_dtype(squeezed.dtype))
+                                 dtype=accumulation_dtype(squeezed.dtype))
     return (squeezed.new_empty(shape), weights, squeezed.new_empty(shape),
             squeezed.new_empty(shape if fuse == 'joint' else (0,)))
 
