@@ -72,7 +72,7 @@ def main(argv=None):
     import mmcv
 
     from mmconv.analysis.inference import draw_predictions, load_inferencer, predict, read_image
-    from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
+    from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
     if not osp.isdir(osp.dirname(osp.abspath(args.out_file))):
         fail(f'the folder of {args.out_file} does not exist.')
     try:

@@ -10,12 +10,12 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmconv.utils.data_check import check_class_folders, check_dataset_paths, check_images
-from mmconv.utils.det_data_check import check_detection_annotations
-from mmconv.utils.runtime import init_distributed_without_cuda, load_config, task_of
-from mmconv.utils.tool_input import (NEW_KEY_PREFIX, REFUSED_INPUT_ERRORS, CfgOptionsAction,
-                                     ToolArgumentParser, ToolInputError, check_checkpoint_fits,
-                                     refuse, undecodable_image_in)
+from mmconv.analysis.config import NEW_KEY_PREFIX, task_of
+from mmconv.cli.runtime import init_distributed_without_cuda, load_run_config
+from mmconv.cli.tool_input import (REFUSED_INPUT_ERRORS, CfgOptionsAction, ToolArgumentParser, ToolInputError,
+                                   check_checkpoint_fits, refuse, undecodable_image_in)
+from mmconv.datasets.data_check import check_class_folders, check_dataset_paths, check_images
+from mmconv.datasets.det_data_check import check_detection_annotations
 
 LOADERS = ('test_dataloader', )
 
@@ -66,7 +66,7 @@ def checked_config(args) -> Config:
     ``REFUSED_INPUT_ERRORS``."""
     if args.out and not args.out.endswith(('.pkl', '.pickle')):
         raise ToolInputError(f'--out must name a .pkl file, got {args.out}.')
-    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg = load_run_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.out:
         add_prediction_dump(cfg, args.out)

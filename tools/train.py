@@ -14,16 +14,15 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmconv.engine  # noqa: F401  (CPUBF16AutocastOptimWrapper, for --amp without CUDA)
-from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
-from mmconv.utils.data_check import check_class_folders, check_dataset_paths, check_images
-from mmconv.utils.det_data_check import check_detection_annotations
-from mmconv.utils.pretrained import CheckpointMismatchError
-from mmconv.utils.runtime import init_distributed_without_cuda, load_config
-from mmconv.utils.tool_input import (NEW_KEY_PREFIX, REFUSED_INPUT_ERRORS, CfgOptionsAction,
-                                     ToolArgumentParser, ToolInputError,
-                                     check_checkpoint_fits, launch_rank, refuse,
-                                     undecodable_image_in)
-from mmconv.utils.work_dir_lock import hold_work_dir_lock
+from mmconv.analysis.config import NEW_KEY_PREFIX
+from mmconv.cli.runtime import init_distributed_without_cuda, load_run_config
+from mmconv.cli.tool_input import (REFUSED_INPUT_ERRORS, CfgOptionsAction, ToolArgumentParser, ToolInputError,
+                                   check_checkpoint_fits, launch_rank, refuse, undecodable_image_in)
+from mmconv.cli.work_dir_lock import hold_work_dir_lock
+from mmconv.datasets.data_check import check_class_folders, check_dataset_paths, check_images
+from mmconv.datasets.det_data_check import check_detection_annotations
+from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
+from mmconv.models.pretrained import CheckpointMismatchError
 
 LOADERS = ('train_dataloader', 'val_dataloader')
 
@@ -74,7 +73,7 @@ def latest_checkpoint(work_dir: str):
 def checked_config(args) -> Config:
     """The config the command line asks for, every input checked; raises one of
     ``REFUSED_INPUT_ERRORS``."""
-    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg = load_run_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp and torch.cuda.is_available():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

@@ -1,4 +1,4 @@
-"""Model analysis helpers that need mmengine."""
-from .complexity import get_model_complexity_info, install_flop_handles
+"""Measuring mmconv models: complexity, memory, features, robustness; and building them from configs."""
+from .complexity import count_config, flop_analyzer, get_model_complexity_info
 
-__all__ = ['get_model_complexity_info', 'install_flop_handles']
+__all__ = ['count_config', 'flop_analyzer', 'get_model_complexity_info']

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
-from mmconv.utils.runtime import load_config
+from .config import build_model, load_config, task_of
 
 __all__ = ['draw_predictions', 'leaf_dataset', 'load_inferencer', 'load_model', 'load_images',
            'predict', 'read_image']
@@ -37,11 +37,9 @@ def load_model(config: str,
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint {checkpoint} does not exist; check the path.')
     cfg = load_config(config, cfg_options)
+    # The scope stays set: the test pipeline and the inferencers resolve their transforms in it.
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = copy.deepcopy(cfg.model)
-    if cfg.get('data_preprocessor') is not None:  # a top-level one applies, as in mmengine's Runner
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
+    model = build_model(cfg)
     loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
     checkpoint_meta = loaded.get('meta') or {}
     if 'dataset_meta' in checkpoint_meta:
@@ -136,7 +134,6 @@ def load_inferencer(config: str,
     Class names and palette come from the checkpoint's dataset meta, else from the config's test
     set (mmdet's own fallback would name the classes of any detector after COCO's).
     """
-    from mmconv.utils.runtime import task_of
     model, cfg = load_model(config, checkpoint, device, cfg_options)
     if getattr(model, 'dataset_meta', None) is None:
         model.dataset_meta = _test_set_metainfo(cfg)

@@ -7,14 +7,8 @@ registries and are imported only when that downstream package is installed.
 """
 from importlib.util import find_spec
 
-from mmconv import engine  # noqa: F401  (RNGStateHook)
-from mmconv.analysis import install_flop_handles
-
+from mmconv import datasets, engine  # noqa: F401  (Food101 when mmpretrain is installed; RNGStateHook)
 from . import backbones, layers  # noqa: F401  (conv-layer adapters, backbones)
 
-if find_spec('mmpretrain') is not None:
-    from mmconv import datasets  # noqa: F401  (Food101)
 if find_spec('mmdet') is not None:
     from . import heads, necks  # noqa: F401  (FPN and detection heads built on mmdet's)
-
-install_flop_handles()

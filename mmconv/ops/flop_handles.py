@@ -3,7 +3,7 @@
 mmengine's ``FlopAnalyzer`` counts convolutions and matmuls it finds in a traced graph, but a
 registered op appears there as one opaque ``mmconv::<name>`` node and counts zero, and so does
 ``aten::baddbmm``. Each operator registers a handle for its ops here; this module depends on torch
-only, and :mod:`mmconv.analysis` installs the handles into mmengine.
+only; the analysis layer hands them to each ``FlopAnalyzer`` it makes (its public ``set_op_handle``).
 
 A handle has mmengine's signature ``handle(inputs, outputs) -> int``: the traced graph values of the
 node's tensor inputs and outputs, returning multiply-accumulates (1 MAC = 1 FLOP, as in the papers).

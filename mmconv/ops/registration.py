@@ -8,7 +8,6 @@ as constants (which would give a wrong second derivative).
 """
 from typing import Any
 
-
 __all__ = ['NAMESPACE', 'refuse_second_order']
 
 NAMESPACE = 'mmconv'

@@ -3,6 +3,7 @@ the demo configs at them."""
 from typing import List
 
 import pytest
+
 from e2e_helpers import NUM_TRAIN, NUM_VAL, run_tool
 
 

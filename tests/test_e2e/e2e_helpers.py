@@ -79,7 +79,7 @@ def free_port() -> int:
 
 
 def load_checkpoint(path: str) -> dict:
-    from mmconv.utils.checkpoint import safe_torch_load
+    from mmconv.engine.checkpoint import safe_torch_load
     return safe_torch_load(path, map_location='cpu')
 
 

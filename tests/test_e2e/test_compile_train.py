@@ -10,6 +10,7 @@ small CPU); the README gives the Inductor step times.
 import os.path as osp
 
 import pytest
+
 from e2e_helpers import REPO_ROOT, max_weight_difference, run_tool
 
 pytestmark = pytest.mark.slow

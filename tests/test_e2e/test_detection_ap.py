@@ -18,6 +18,7 @@ start-up included), Mask R-CNN about 90 s, RetinaNet about 90 s; each under 3 mi
 import os.path as osp
 
 import pytest
+
 from e2e_helpers import metric_lines, run_tool
 
 pytestmark = pytest.mark.slow

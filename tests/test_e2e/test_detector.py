@@ -4,6 +4,7 @@ import os.path as osp
 import re
 
 import pytest
+
 from e2e_helpers import DET_CONFIG, MASK_CONFIG, load_checkpoint, metric_lines, run_tool
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from e2e_helpers import CLS_CONFIG, REPO_ROOT, free_port, load_checkpoint, tool_env
 
 pytestmark = pytest.mark.slow

@@ -15,6 +15,7 @@ import json
 import os.path as osp
 
 import pytest
+
 from e2e_helpers import metric_lines, run_tool
 
 pytestmark = pytest.mark.slow

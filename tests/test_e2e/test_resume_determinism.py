@@ -10,8 +10,8 @@ import os
 import os.path as osp
 
 import pytest
-from e2e_helpers import (CLS_CONFIG, REPO_ROOT, max_weight_difference, run_tool,
-                         run_until_first_checkpoint)
+
+from e2e_helpers import CLS_CONFIG, REPO_ROOT, max_weight_difference, run_tool, run_until_first_checkpoint
 
 pytestmark = pytest.mark.slow
 

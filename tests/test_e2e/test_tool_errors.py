@@ -8,10 +8,9 @@ import shutil
 
 import pytest
 import torch
-from e2e_helpers import (CLS_CONFIG, DET_CONFIG, data_root_options, refusal, run_tool,
-                         save_model_checkpoint)
 
-from mmconv.utils.work_dir_lock import LOCK_FILE, hold_work_dir_lock
+from mmconv.cli.work_dir_lock import LOCK_FILE, hold_work_dir_lock
+from e2e_helpers import CLS_CONFIG, DET_CONFIG, data_root_options, refusal, run_tool, save_model_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -27,12 +27,12 @@ SCConv-R50 (100 cls)  14.7 / 2.658        14.68 / 2.67        every bottleneck 3
 """
 import pytest
 import torch
-from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis import parameter_count
 from torch import nn
 
 import mmconv.models  # noqa: F401  (registers the conv-layer adapters)
-from mmconv.analysis import get_model_complexity_info, install_flop_handles
-from mmconv.models.backbones import CedNet, OperatorResNet, RedNet, SCConvResNet, SCCNet
+from mmconv.analysis import flop_analyzer, get_model_complexity_info
+from mmconv.models.backbones import CedNet, OperatorResNet, RedNet, SCCNet, SCConvResNet
 
 PARAMS_RTOL = 0.005
 FLOPS_RTOL = 0.03
@@ -76,9 +76,8 @@ BUDGETS = {
 
 def count(model, size):
     """(params, FLOPs) as ``get_model_complexity_info`` counts them, with a single trace."""
-    install_flop_handles()
     inputs = (torch.randn(1, 3, size, size),)
-    return parameter_count(model)[''], FlopAnalyzer(model, inputs).total()
+    return parameter_count(model)[''], flop_analyzer(model, inputs).total()
 
 
 @pytest.mark.parametrize('name', list(BUDGETS))

@@ -7,7 +7,7 @@ from mmengine.registry import MODELS, init_default_scope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmconv.models  # noqa: F401  (registers the backbones and conv-layer adapters)
-from mmconv.models.backbones import CedNet, OperatorResNet, RedNet, SCConvResNet, SCCNet, SDNet
+from mmconv.models.backbones import CedNet, OperatorResNet, RedNet, SCCNet, SCConvResNet, SDNet
 from mmconv.ops.csc import CSCConv2d
 from mmconv.ops.involution import Involution
 from mmconv.ops.scc import SCC

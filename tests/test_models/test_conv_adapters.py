@@ -80,6 +80,7 @@ def test_conv_module(type_, op_class, cin, cout, make_op):
 def test_mmdet_resnet_dcn_slot(type_):
     """A stock mmdet ResNet-50 takes the operator in its bottleneck 3×3 slots with one line."""
     from mmdet.models.backbones import ResNet
+
     # A quarter of the usual widths keeps this fast; the slots still see 32 to 128 channels.
     model = ResNet(depth=50, base_channels=16, dcn=dict(type=type_),
                    stage_with_dcn=(False, True, True, True), out_indices=(0, 1, 2, 3),

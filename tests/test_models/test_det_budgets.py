@@ -3,11 +3,11 @@ table, the other rows against the figures the README reports for them.
 
 Counted as the seed table was (mmcv's counter): parameters that require gradients, so the stem
 and first stage that ``frozen_stages=1`` freezes (0.14 M for RedNet-50) are left out. Parameter
-rows only build the models (no forward pass); the FLOPs rows run get_flops.py's count once at
+rows only build the models (no forward pass); the FLOPs rows run get_flops.py's count
+(:func:`mmconv.analysis.count_config`) once at
 1280×800, about 12 s each on one core.
 """
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -16,6 +16,8 @@ pytest.importorskip('mmdet')
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+
+from mmconv.analysis import count_config  # noqa: E402
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -72,26 +74,18 @@ def test_detector_params(config, expected, rel_tol):
     assert params == pytest.approx(expected, rel=rel_tol), f'{config}: {params:.3f} M'
 
 
-def get_flops_count():
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
-    from get_flops import count
-    return count
-
-
 @pytest.mark.parametrize('config, expected, rel_tol', FLOPS_BUDGETS,
                          ids=[osp.basename(c)[:-3] for c, _, _ in FLOPS_BUDGETS])
 def test_detector_flops(config, expected, rel_tol, one_torch_thread):
-    count = get_flops_count()
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
-    flops = count(cfg, 1280, 800)['flops'] / 1e9
+    flops = count_config(cfg, 1280, 800)['flops'] / 1e9
     assert flops == pytest.approx(expected, rel=rel_tol), f'{config}: {flops:.1f} GFLOPs'
 
 
 def test_get_flops_reports_the_trainable_count_of_the_seed_table():
     """tools/analysis_tools/get_flops.py prints both counts; the trainable one is the seed's."""
-    count = get_flops_count()
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', BUDGETS[0][0]))
-    info = count(cfg, 64, 96)  # any size: parameters do not depend on it
+    info = count_config(cfg, 64, 96)  # any size: parameters do not depend on it
     assert info['trainable_params'] / 1e6 == pytest.approx(BUDGETS[0][1], rel=0.01)
     assert info['params'] - info['trainable_params'] > 0.1e6  # stem and stage 1 are frozen
 
@@ -100,13 +94,12 @@ def test_get_flops_counts_the_roi_heads_on_a_fixed_number_of_proposals():
     """The RoI heads see the RPN's max_per_img proposals (300 in the demo configs, the mask head
     the first 100) whatever the random weights propose: the count is seed-independent, and the
     Mask R-CNN - Faster R-CNN difference is the mask head on 100 RoIs, counted by hand."""
-    count = get_flops_count()
     flops = {}
     for seed, detector in ((0, 'faster'), (1, 'faster'), (0, 'mask')):
         torch.manual_seed(seed)
         cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'demo',
                                        f'{detector}-rcnn_r18_fpn_demo-coco.py'))
-        flops[seed, detector] = count(cfg, 128, 160)['flops']
+        flops[seed, detector] = count_config(cfg, 128, 160)['flops']
     assert flops[0, 'faster'] == flops[1, 'faster']
     # 64-channel mask head on 14x14 RoI features: four 3x3 convs, a 2x2 stride-2 deconvolution,
     # then 1x1 logits for 3 classes on 28x28.

@@ -14,9 +14,9 @@ from mmengine.config import ConfigDict  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
 import mmconv.models  # noqa: E402,F401  (registers the mmconv parts)
-from mmconv.utils.pretrained import CheckpointMismatchError  # noqa: E402
-from mmconv.utils.det_data_check import (EmptyAnnotationsError,  # noqa: E402
-                                         check_detection_annotations)
+from mmconv.datasets.det_data_check import EmptyAnnotationsError  # noqa: E402
+from mmconv.datasets.det_data_check import check_detection_annotations  # noqa: E402
+from mmconv.models.pretrained import CheckpointMismatchError  # noqa: E402
 
 NARROW_REDNET = dict(type='RedNet', depth=26, stem_channels=32, base_channels=16,
                      out_indices=(0, 1, 2, 3))

@@ -9,14 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmconv.analysis.memory import saved_tensor_bytes as saved_bytes
 from mmconv.ops import CSCConv1d, CSCConv2d, CSCLinear, set_csc_lambda
-from mmconv.ops.csc import (SOLVERS, ConvDictionary, LinearDictionary, fista_momentum, sparse_code,
-                            sparse_code_reference)
+from mmconv.ops.csc import SOLVERS, ConvDictionary, LinearDictionary, fista_momentum, sparse_code, sparse_code_reference
 from mmconv.ops.csc.dictionaries import transpose_output_padding
-from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
 from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
                             assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
-
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

@@ -8,7 +8,6 @@ from torch import nn
 from mmconv.ops import CSCConv1d, CSCLinear
 from op_integration import assert_compiled_matches_eager, assert_empty_batch
 
-
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 

@@ -5,7 +5,6 @@ import torch.nn.functional as F
 
 from mmconv.ops import CVolution, Involution, involution_aggregate
 from mmconv.ops.cvolution import channel_branch_mean
-
 from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
                             assert_onnx_matches_eager, assert_second_order_refused)
 

@@ -4,12 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmconv.analysis.memory import saved_tensor_bytes as saved_bytes
 from mmconv.ops import Involution, involution_aggregate
 from mmconv.ops.involution import ops as involution_ops
 from mmconv.ops.involution.tap_loop import (correlate_taps, plan_taps, tap_windows, zero_outside_taps,
                                             zero_wrapped_columns)
-from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
-
 from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
                             assert_onnx_matches_eager)
 

@@ -16,8 +16,7 @@ import torch
 pytest.importorskip('triton')
 
 from mmconv.ops import Involution, involution_aggregate  # noqa: E402
-from mmconv.ops.involution.triton_kernels import (triton_aggregate, triton_grad_input,  # noqa: E402
-                                                  triton_grad_kernel)
+from mmconv.ops.involution.triton_kernels import triton_aggregate, triton_grad_input, triton_grad_kernel  # noqa: E402
 
 INTERPRETED = os.environ.get('TRITON_INTERPRET') == '1'
 DEVICES = ['cpu'] if INTERPRETED else (['cuda'] if torch.cuda.is_available() else [])

@@ -4,10 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmconv.analysis.memory import saved_tensor_bytes as saved_bytes
 from mmconv.ops.scc import SCC, draw_forced_levels
 from mmconv.ops.scc.ops import scc_forward
-from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
-
 from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
                             assert_onnx_matches_eager, assert_second_order_refused, outputs_and_grads)
 

@@ -4,11 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmconv.ops.scconv import CRU, SCConv, SRU
+from mmconv.analysis.memory import saved_tensor_bytes as saved_bytes
+from mmconv.ops.scconv import CRU, SRU, SCConv
 from mmconv.ops.scconv.ops import cru as cru_op
 from mmconv.ops.scconv.ops import sru_squeeze
-from mmconv.ops.memory import saved_tensor_bytes as saved_bytes
-
 from op_integration import (assert_channels_last, assert_compiled_matches_eager, assert_empty_batch,
                             assert_onnx_matches_eager, assert_second_order_refused)
 

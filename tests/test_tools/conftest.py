@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from analysis_tool_helpers import (NUM_VAL, PLAIN, REPO_ROOT, SDNET_ALL_NO_SHORTCUT, SDNET_STEM,
-                                   write_model)
+
+from analysis_tool_helpers import NUM_VAL, PLAIN, REPO_ROOT, SDNET_ALL_NO_SHORTCUT, SDNET_STEM, write_model
 
 
 @pytest.fixture(scope='session')

@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import torch
-from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from mmconv.analysis import get_model_complexity_info
+from mmconv.analysis import flop_analyzer, get_model_complexity_info
 from mmconv.ops import Involution
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -43,7 +42,7 @@ def test_classifier_printout_matches_the_counter():
     inputs = (torch.rand(1, 3, 64, 64), )
     with torch.no_grad():
         info = get_model_complexity_info(model, inputs=inputs, show_table=False, show_arch=False)
-        by_operator = FlopAnalyzer(model, inputs).by_operator()
+        by_operator = flop_analyzer(model, inputs).by_operator()
     assert printed['flops'] == info['flops']
     assert printed['params'] == info['params'] == sum(p.numel() for p in model.parameters())
 
@@ -81,7 +80,7 @@ def test_detector_is_counted_whole():
             return self.detector.extract_feat(x)
 
     with torch.no_grad():
-        analyzer = FlopAnalyzer(Features(model.eval()), (torch.rand(1, 3, 128, 160), ))
+        analyzer = flop_analyzer(Features(model.eval()), (torch.rand(1, 3, 128, 160), ))
         features = analyzer.unsupported_ops_warnings(False).total()
     # On top come the RPN (its 3×3 conv alone, 64 → 64 channels on the five FPN levels of a
     # 128×160 input) and the RoI head (per proposal: FC 64·7·7 → 256 and 256 → 256).

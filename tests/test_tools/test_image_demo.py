@@ -68,8 +68,7 @@ def load_script(path):
 def test_classification_inferencer_matches_the_model(checkpoints, images):
     from mmpretrain.apis import ImageClassificationInferencer
 
-    from mmconv.analysis.inference import (load_images, load_inferencer, load_model, predict,
-                                           read_image)
+    from mmconv.analysis.inference import load_images, load_inferencer, load_model, predict, read_image
     inferencer = load_inferencer(CLS_CONFIG, checkpoints['cls'])
     assert isinstance(inferencer, ImageClassificationInferencer)
     assert inferencer.classes == CHECKPOINT_CLASSES

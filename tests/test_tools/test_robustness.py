@@ -200,12 +200,12 @@ def test_clean_accuracy_is_the_test_loop_accuracy(sdnet_model, tmp_path):
     from mmengine.runner import Runner
 
     from mmconv.analysis.robustness import evaluate_robustness, load_classifier
-    from mmconv.utils.runtime import load_config
+    from mmconv.cli.runtime import load_run_config
     config, checkpoint = sdnet_model
     model, cfg = load_classifier(config, checkpoint)
     rows = evaluate_robustness(model, cfg, corruptions=['contrast'], severities=[5], progress=False)
     clean, contrast = (r['accuracy'] for r in rows)
-    runner_cfg = load_config(config, work_dir=str(tmp_path))
+    runner_cfg = load_run_config(config, work_dir=str(tmp_path))
     runner_cfg.load_from = checkpoint
     expected = Runner.from_cfg(runner_cfg).test()['accuracy/top1']
     assert clean == pytest.approx(expected)

@@ -2,11 +2,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from analysis_tool_helpers import load_tool
 from torch import nn
 
 from mmconv.analysis.csc_decode import NotDecodable, invert_batch_norm, reconstruct, trace_codes
 from mmconv.ops.csc import CSCConv2d
+from analysis_tool_helpers import load_tool
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

@@ -7,8 +7,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmconv  # noqa: F401  (enables safe loading)
-from mmconv.utils.checkpoint import (TRUSTED_ENV, CorruptCheckpointError, UnsafeCheckpointError,
-                                     safe_torch_load)
+from mmconv.engine.checkpoint import TRUSTED_ENV, CorruptCheckpointError, UnsafeCheckpointError, safe_torch_load
 
 
 def mmengine_like_checkpoint():

@@ -1,7 +1,7 @@
 import pytest
 from mmengine.config import Config
 
-from mmconv.utils.data_check import check_dataset_paths
+from mmconv.datasets.data_check import check_dataset_paths
 
 
 def test_missing_imagenet_names_path_and_layout(repo_root, tmp_path):

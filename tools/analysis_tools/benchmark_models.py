@@ -184,7 +184,7 @@ class TrainStep:
             self.run()
             synchronize(device)
             return dict(peak=torch.cuda.max_memory_allocated(device) - held)
-        from mmconv.ops.memory import saved_tensor_bytes
+        from mmconv.analysis.memory import saved_tensor_bytes
         saved = saved_tensor_bytes(self.loss)
         self.model.zero_grad(set_to_none=True)
         release_free_memory()

@@ -25,8 +25,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import nn
 
+from mmconv.analysis.memory import saved_tensor_bytes
 from mmconv.ops import SCC, CSCConv2d, CVolution, Involution, SCConv
-from mmconv.ops.memory import saved_tensor_bytes
 
 Factory = Callable[[int], nn.Module]
 

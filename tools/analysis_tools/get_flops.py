@@ -8,9 +8,10 @@ whole as well: backbone, neck, RPN and RoI heads, run by the detector's ``forwar
 the mask head the first 100), as in mmdet 2.x's counts, whatever the random weights propose.
 Unlike mmdet's own tool it needs no dataset.
 
-Counting is mmengine's (1 FLOP = 1 multiply-accumulate, the papers' convention) with mmconv's
-handles installed, so involution, C-volution, SCC and the other mmconv operators, which run as
-registered ops invisible to the stock counter, are counted with their real cost.
+Counting is :func:`mmconv.analysis.count_config`: mmengine's counter (1 FLOP = 1
+multiply-accumulate, the papers' convention) with mmconv's handles, so involution, C-volution, SCC
+and the other mmconv operators, which run as registered ops invisible to the stock counter, are
+counted with their real cost.
 Weights are random: nothing is downloaded (``init_cfg`` is not applied).
 
 Usage:
@@ -18,15 +19,12 @@ Usage:
     python tools/analysis_tools/get_flops.py CONFIG --shape 800 1333 --show-table
 """
 import argparse
-from functools import partial
 from typing import Tuple
 
-import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.config import DictAction
 
-from mmconv.analysis import get_model_complexity_info
-from mmconv.utils.runtime import task_of
+from mmconv.analysis import count_config
+from mmconv.analysis.config import load_config, task_of
 
 DEFAULT_SHAPES = dict(cls=(224, 224), det=(1280, 800))
 
@@ -56,68 +54,11 @@ def input_shape(task: str, shape) -> Tuple[int, int]:
     return (shape[0], shape[-1])
 
 
-def build_model(cfg: Config) -> torch.nn.Module:
-    """The config's model in eval mode, built in the config's default scope (its data
-    preprocessor is not run: the synthetic input stands for a normalised batch)."""
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return MODELS.build(cfg.model).eval()
-
-
-def prepare_detector(model: torch.nn.Module, height: int, width: int) -> None:
-    """Bind ``forward`` to a 'tensor'-mode call with one image's metadata, as mmdet's tool does."""
-    from mmdet.structures import DetDataSample
-    shape = (height, width)
-    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-                                         batch_input_shape=shape, scale_factor=(1.0, 1.0)))
-    model.forward = partial(model.forward, data_samples=[sample], mode='tensor')
-    if getattr(model, 'with_rpn', False):
-        fix_proposals(model.rpn_head, model.test_cfg.rpn.max_per_img, height, width)
-
-
-def fix_proposals(rpn_head: torch.nn.Module, num: int, height: int, width: int) -> None:
-    """Let the RPN run (its convs count), then hand the RoI heads exactly ``num`` proposals.
-
-    With random weights the RPN's NMS keeps a weight-dependent number of boxes (none at all when
-    a randomly initialised backbone overflows), so the RoI heads' count would vary from run to
-    run. mmdet 2.x's ``forward_dummy``, which published tables used, fed them ``num`` (1000)
-    boxes, of which the mask head sees the first 100; so does this.
-    """
-    from mmengine.structures import InstanceData
-    generator = torch.Generator().manual_seed(0)
-    corners = torch.rand(num, 2, 2, generator=generator) * torch.tensor([width, height])
-    boxes = torch.cat([corners.min(1).values, corners.max(1).values + 1], dim=1)
-    predict = rpn_head.predict
-
-    def predict_then_fix(*args, **kwargs):
-        return [InstanceData(bboxes=boxes, scores=torch.ones(num), labels=torch.zeros(num).long())
-                for _ in predict(*args, **kwargs)]
-
-    rpn_head.predict = predict_then_fix
-
-
-def count(cfg: Config, height: int, width: int, show_table: bool = False,
-          show_arch: bool = False) -> dict:
-    """mmengine's complexity info of the config's whole model on a 1×3×H×W input."""
-    task = task_of(cfg)
-    model = build_model(cfg)
-    if task == 'det':
-        prepare_detector(model, height, width)
-    inputs = torch.rand(1, 3, height, width)
-    with torch.no_grad():
-        info = get_model_complexity_info(model, inputs=(inputs, ), show_table=show_table,
-                                         show_arch=show_arch)
-    # Published detection tables count what trains: frozen stages (frozen_stages) are left out.
-    info['trainable_params'] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return info
-
-
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     height, width = input_shape(task_of(cfg), args.shape)
-    info = count(cfg, height, width, args.show_table, args.show_arch)
+    info = count_config(cfg, height, width, args.show_table, args.show_arch)
     if args.show_table:
         print(info['out_table'])
     if args.show_arch:

@@ -29,7 +29,7 @@ import torch
 from mmengine.config import DictAction
 
 from mmconv.analysis.robustness import CLEAN, evaluate_robustness, load_classifier, summarize
-from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
+from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 from mmconv.utils.corruptions import SEVERITIES
 
 ROW_FIELDS = ('corruption', 'severity', 'lam', 'accuracy', 'num_samples', 'code_density',

@@ -24,7 +24,7 @@ from PIL import Image
 
 from mmconv.analysis.csc_decode import reconstruct
 from mmconv.analysis.inference import load_images, load_model
-from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
+from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 
 MIN_TILE = 48  # pixels: small feature maps are enlarged (nearest) to at least this size
 

@@ -143,7 +143,7 @@ def main():
         fail(f'{error.name} is not installed; '
              f'pip install -r requirements/tests.txt.')
     from mmconv.analysis.inference import load_model
-    from mmconv.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
+    from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
     if not osp.isdir(osp.dirname(osp.abspath(args.out_file))):
         fail(f'the folder of {args.out_file} does not exist.')
     try:

@@ -28,7 +28,7 @@ from typing import Dict
 
 import torch
 
-from mmconv.utils.state_dict_conversion import converter_main, rename_keys
+from mmconv.cli.state_dict_conversion import converter_main, rename_keys
 
 BN = r'(?:weight|bias|running_mean|running_var|num_batches_tracked)'
 INVOLUTION = rf'(?:conv1\.conv\.weight|conv1\.bn\.{BN}|conv2\.conv\.(?:weight|bias))'

@@ -32,7 +32,7 @@ from typing import Dict
 
 import torch
 
-from mmconv.utils.state_dict_conversion import converter_main, rename_keys
+from mmconv.cli.state_dict_conversion import converter_main, rename_keys
 
 BN = r'(?:weight|bias|running_mean|running_var|num_batches_tracked)'
 CSC = r'(?:weight|step_size)'

@@ -3,8 +3,8 @@ from .cednet import CedNet
 from .densenet import OperatorDenseNet
 from .operator_resnet import OperatorResNet
 from .rednet import RedNet
-from .scconv_resnet import SCConvResNet
 from .sccnet import SCCNet
+from .scconv_resnet import SCConvResNet
 from .sdnet import SDNet
 
 __all__ = ['CedNet', 'OperatorDenseNet', 'OperatorResNet', 'RedNet', 'SCConvResNet', 'SCCNet',

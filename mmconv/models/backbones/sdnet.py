@@ -9,7 +9,6 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from mmconv.ops.csc import set_csc_lambda
-
 from .operator_resnet import OperatorResNet
 
 __all__ = ['SDNet']

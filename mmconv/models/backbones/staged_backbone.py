@@ -5,7 +5,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmconv.utils.pretrained import load_pretrained, pretrained_init_cfg
+from mmconv.models.pretrained import load_pretrained, pretrained_init_cfg
 
 
 class StagedBackbone(BaseModule):
@@ -17,7 +17,7 @@ class StagedBackbone(BaseModule):
 
     def init_weights(self) -> None:
         """Apply ``init_cfg``; a ``Pretrained`` entry is loaded strictly (every key and shape must
-        match, else :class:`~mmconv.utils.pretrained.CheckpointMismatchError` lists them)."""
+        match, else :class:`~mmconv.models.pretrained.CheckpointMismatchError` lists them)."""
         pretrained = pretrained_init_cfg(self.init_cfg)
         if pretrained is None:
             super().init_weights()

@@ -32,7 +32,7 @@ SDNet checkpoints load after renaming ``<layer>.dn.weight`` / ``<layer>.dn.step_
 ``<layer>.weight`` / ``<layer>.step_size``; they carry no power vector, so the first forward
 re-estimates η from the weights, as SDNet's own validation loop does.
 
-FLOPs (counted by :func:`mmconv.analysis.get_model_complexity_info`, 1 MAC = 1 FLOP): the analysis
+FLOPs (counted by the handles of :mod:`..flop_handles`, 1 MAC = 1 FLOP): the analysis
 conv ``Aᵀx`` once plus, per later step, one synthesis and one analysis conv, each costing the
 replaced layer's MACs, i.e. ``(2·num_steps − 1)·B·C_out·(C_in/groups)·(kernel volume)·(output
 positions)`` (``(2·num_steps − 1)·N·m·d`` for CSCLinear), for either implementation. Thresholds,

@@ -12,16 +12,17 @@ differs is reported by name in a :class:`ConversionError` instead of being dropp
 """
 import argparse
 import os
-import sys
 import os.path as osp
 import re
+import sys
 import tempfile
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .checkpoint import safe_torch_load
+from mmconv.analysis.config import build_model, load_config
+from mmconv.engine.checkpoint import safe_torch_load
 
 __all__ = ['ConversionError', 'converter_main', 'KeyRule', 'unwrap_state_dict', 'load_source_state_dict',
            'rename_keys', 'check_against', 'model_state_dict', 'save_converted',
@@ -153,11 +154,7 @@ def save_converted(state_dict: Mapping[str, torch.Tensor], path: str,
 
 def model_state_dict(config: str) -> Dict[str, torch.Tensor]:
     """The state dict of the (randomly initialised) model a config describes."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return MODELS.build(cfg.model).state_dict()
+    return build_model(load_config(config)).state_dict()
 
 
 def convert_checkpoint(src: str, dst: str, convert, source: str,

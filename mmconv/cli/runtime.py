@@ -6,17 +6,15 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
-from .tool_input import checked_cfg_options
+from mmconv.analysis.config import load_config
 
 
-def load_config(path: str,
-                cfg_options: Optional[dict] = None,
-                launcher: str = 'none',
-                work_dir: Optional[str] = None) -> Config:
-    """Read ``path``, apply ``--cfg-options`` and pick the work dir and distributed backend.
-
-    A ``--cfg-options`` key the config does not have is refused (a ``ToolInputError`` naming the
-    nearest key) unless it starts with ``+``, which marks it new.
+def load_run_config(path: str,
+                    cfg_options: Optional[dict] = None,
+                    launcher: str = 'none',
+                    work_dir: Optional[str] = None) -> Config:
+    """Read ``path`` with ``--cfg-options`` (:func:`mmconv.analysis.config.load_config`) and pick
+    the work dir and distributed backend.
 
     The work dir is, by priority, ``work_dir``, the config's own, then
     ``./work_dirs/<config name>``. Distributed runs on a machine without CUDA use gloo, since
@@ -24,12 +22,8 @@ def load_config(path: str,
     (mmengine's default passes ``LOCAL_RANK`` as a GPU id, which DDP rejects for CPU modules);
     see also :func:`init_distributed_without_cuda`.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Config file {path} does not exist; check the path.')
-    cfg = Config.fromfile(path)
+    cfg = load_config(path, cfg_options)
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(checked_cfg_options(cfg, cfg_options))
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -64,9 +58,4 @@ def init_distributed_without_cuda(cfg: Config) -> None:
         **({} if timeout is None else dict(timeout=timedelta(seconds=timeout))))
 
 
-def task_of(cfg: Config) -> str:
-    """``'det'`` for mmdet configs, ``'cls'`` for mmpretrain ones (by their default scope)."""
-    return 'det' if cfg.get('default_scope') == 'mmdet' else 'cls'
-
-
-__all__ = ['init_distributed_without_cuda', 'load_config', 'task_of']
+__all__ = ['init_distributed_without_cuda', 'load_run_config']
