@@ -70,7 +70,8 @@ find_cuda_home() {
     for nvcc in ${CUDA_HOME:+"$CUDA_HOME/bin/nvcc"} "$(command -v nvcc || true)"; do
         [ -n "$nvcc" ] && [ -x "$nvcc" ] || continue
         release=$("$nvcc" --version | sed -n 's/.*release \([0-9]*\)\.\([0-9]*\).*/\1/p')
-        home=$(cd "$(dirname "$(readlink -f "$nvcc")")/.." && pwd)
+        # nvcc names its own installation (TOP), also when $nvcc is a wrapper script or a link.
+        home=$(cd "$("$nvcc" --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p')" && pwd)
         if [ "$release" = "$1" ]; then echo "$home"; return 0; fi
         say "Ignoring $nvcc: CUDA $release, but torch was built with CUDA $TORCH_CUDA." >&2
     done
@@ -106,6 +107,12 @@ if [ "$WANT_CUDA" = 1 ]; then
     ARCH_TAG="_sm$(echo "$TORCH_CUDA_ARCH_LIST" | tr -d '.+' | tr ' ;' '--')"
     CUDA_HOME=$(find_cuda_home "${TORCH_CUDA%%.*}" || install_pypi_toolchain)
     export CUDA_HOME FORCE_CUDA=1
+    # torch's CUDA headers include cuBLAS and cuSPARSE headers, which a toolkit of only nvcc, CCCL
+    # and CRT lacks; torch's own CUDA wheels bring them (CUDA_INC_PATH: torch's extra include dir).
+    WHEEL_INCLUDE=$("$PYTHON" -c "import nvidia, os; print(os.path.join(nvidia.__path__[0], 'cu${TORCH_CUDA%%.*}', 'include'))" 2>/dev/null || true)
+    if [ ! -e "$CUDA_HOME/include/cusparse.h" ] && [ -e "$WHEEL_INCLUDE/cusparse.h" ]; then
+        export CUDA_INC_PATH=$WHEEL_INCLUDE
+    fi
     say "CUDA ops for TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST with $CUDA_HOME/bin/nvcc" \
         "($("$CUDA_HOME/bin/nvcc" --version | sed -n 's/.*\(release [0-9.]*\).*/\1/p'))."
     KEY="mmcv-${MMCV_VERSION}_torch-${TORCH_V}_${PY_V}_cu${TORCH_CUDA}${ARCH_TAG}"
@@ -131,8 +138,8 @@ check_cuda_kernels() {
         local functions count
         functions=$("$cuobjdump" --dump-elf-symbols --gpu-architecture "$sm" "$binary" 2>/dev/null | grep FUNC || true)
         for kernel in "$@"; do
-            # Mangled names carry the identifier's length before it and E or I (or a parameter) after.
-            count=$(grep -cE "[0-9]${kernel}[EI]" <<<"$functions" || true)
+            # A mangled name spells an identifier as its length then its characters.
+            count=$(grep -cE "(^|[^0-9])${#kernel}${kernel}" <<<"$functions" || true)
             if [ "$count" -gt 0 ]; then
                 say "  $sm: $kernel ($count instantiations)"
             else
