@@ -30,12 +30,11 @@ from mmengine.dataset import Compose
 from mmengine.runner import Runner
 from torch import nn
 
-from mmconv.analysis.inference import leaf_dataset, load_model
-from mmconv.ops.csc import set_csc_lambda
-from mmconv.ops.csc import SparseCodingLayer
-from mmconv.utils.corruptions import SEVERITIES, corrupt, resolve_corruptions
-from mmconv.datasets.data_check import missing_dataset_paths
 from mmconv.analysis.config import load_config
+from mmconv.analysis.inference import leaf_dataset, load_model
+from mmconv.datasets.data_check import missing_dataset_paths
+from mmconv.ops.csc import SparseCodingLayer, set_csc_lambda
+from mmconv.utils.corruptions import SEVERITIES, corrupt, resolve_corruptions
 
 CLEAN = 'clean'
 CIFAR_C_LAYOUT = ('<corruption>.npy (uint8, 5N x H x W x 3, RGB; severity s in rows (s-1)N..sN-1) '

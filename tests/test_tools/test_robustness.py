@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 import torch
-from analysis_tool_helpers import NUM_VAL, load_tool
 
-from mmconv.utils.corruptions import (CORRUPTIONS, SEVERITIES, SEVERITY_PARAMS, corrupt,
-                                      corrupt_array, defocus_kernel)
+from mmconv.utils.corruptions import CORRUPTIONS, SEVERITIES, SEVERITY_PARAMS, corrupt, corrupt_array, defocus_kernel
+from analysis_tool_helpers import NUM_VAL, load_tool
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
