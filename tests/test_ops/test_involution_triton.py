@@ -1,15 +1,5 @@
-"""Triton involution kernels vs the unfold reference.
-
-Without a GPU the kernels run under Triton's interpreter, which must be switched on
-(``TRITON_INTERPRET=1``) before the kernels are defined. So that the switch does not leak into other
-test modules, the parent pytest process runs a single test that re-runs this module in a child
-pytest process with the variable set; the child collects the real tests below. On a machine with
-CUDA the compiled kernels are also tested in the parent process.
-"""
-import os
-import subprocess
-import sys
-
+"""Triton involution kernels vs the unfold reference (under the interpreter without a GPU: see
+:mod:`triton_interpreter`)."""
 import pytest
 import torch
 
@@ -17,28 +7,12 @@ pytest.importorskip('triton')
 
 from mmconv.ops import Involution, involution_aggregate  # noqa: E402
 from mmconv.ops.involution.triton_kernels import triton_aggregate, triton_grad_input, triton_grad_kernel  # noqa: E402
-
-INTERPRETED = os.environ.get('TRITON_INTERPRET') == '1'
-DEVICES = ['cpu'] if INTERPRETED else (['cuda'] if torch.cuda.is_available() else [])
-CUDA_DEVICES = [] if INTERPRETED or not torch.cuda.is_available() else ['cuda']
+from triton_interpreter import INTERPRETED, on_cuda, on_devices, run_module_interpreted  # noqa: E402
 
 
 @pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
 def test_interpreter_suite_in_subprocess():
-    env = dict(os.environ, TRITON_INTERPRET='1')
-    result = subprocess.run(
-        [sys.executable, '-m', 'pytest', __file__, '-q', '-x', '-p', 'no:cacheprovider'],
-        env=env, capture_output=True, text=True, timeout=1200)
-    report = result.stdout[-6000:] + result.stderr[-3000:]
-    assert result.returncode == 0 and ' passed' in result.stdout, report
-
-
-def device_parameters(devices, why):
-    return pytest.mark.parametrize('device', devices or [pytest.param('cuda', marks=pytest.mark.skip(reason=why))])
-
-
-on_devices = device_parameters(DEVICES, 'needs CUDA; the interpreter runs these in the child process')
-on_cuda = device_parameters(CUDA_DEVICES, 'needs CUDA: on CPU the registered ops run the tap loop')
+    run_module_interpreted(__file__)
 
 
 def random_pair(batch, channels, groups, size, kernel_size, stride, device, dtype=torch.float64):

@@ -85,6 +85,8 @@ def main() -> int:
     if device.type == 'cuda' and not torch.cuda.is_available():
         print('check_ops_on_device.py: error: no CUDA device is visible; pass --device cpu.', file=sys.stderr)
         return 2
+    # fp32 means fp32 here: TF32 convs and matmuls (on by default for cuDNN) round to 1e-3 on both paths.
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
     print(f'Fast path vs reference on {name} (torch {torch.__version__}), 4×64×{args.size}×{args.size + 3}, '
           'training mode, relative to the largest reference value\n')

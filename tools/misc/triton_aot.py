@@ -5,7 +5,7 @@ For every kernel, dtype (fp16, bf16, fp32) and target (sm_80, sm_90 by default),
 the kernel at its largest launch tile (the tile every launch configuration stays within) to PTX and
 a cubin on this machine's CPU; Triton's bundled ``ptxas -v`` then reports the registers per thread
 and the spill stores and loads. The kernels are designed not to spill (the accumulator tile is at
-most 2048 elements, 16 registers per thread at 4 warps), so any spill is an error (exit 1).
+most 2048 elements per 4 warps, 16 registers per thread), so any spill is an error (exit 1).
 
 Usage:
     python tools/misc/triton_aot.py [--archs 80 90]
@@ -48,9 +48,46 @@ def involution_cases() -> List[dict]:
     pointers = {'_involution_fwd_kernel': ('x_ptr', 'kernel_ptr', 'out_ptr'),
                 '_involution_grad_x_kernel': ('grad_out_ptr', 'kernel_ptr', 'grad_x_ptr'),
                 '_involution_grad_kernel_kernel': ('grad_out_ptr', 'x_ptr', 'grad_kernel_ptr')}
-    return [dict(fn=getattr(kernels, name), pointers=names, constants=dict(constants, STRIDE=stride),
+    return [dict(fn=getattr(kernels, name), pointers=dict.fromkeys(names), constants=dict(constants, STRIDE=stride),
                  tile=f'{block_c}x{block_p}, stride {stride}')
             for name, names in pointers.items() for stride in (1, 2)]
+
+
+def scc_cases() -> List[dict]:
+    """SCC's one-pass forward at a 64-channel stage (K = 3 and 7: the fewest and most rings, stride 1 and 2) at
+    the largest tile launch_config picks, with forced levels (training) and without; the output is
+    fp32 (α and β are fp32 parameters) and the choice int8."""
+    from mmconv.ops.scc import triton_kernels as kernels
+    block_co, block_ci, block_p = kernels.launch_config(64, 64, 56 * 56)
+    pointers = dict(x_ptr=None, weight_ptr=None, bias_ptr=None, gain_ptr='*fp32', offset_ptr='*fp32',
+                    forced_ptr='*i8', out_ptr='*fp32', choice_ptr='*i8')
+    from mmconv.ops.triton_support import full_register_file
+    options = dict(num_warps=kernels.NUM_WARPS, **full_register_file())
+    return [dict(fn=kernels._scc_forward_kernel, pointers=pointers, options=options,
+                 constants=dict(IN_PER_GROUP=64, OUT_PER_GROUP=64, KERNEL_SIZE=kernel_size, STRIDE=stride,
+                                DILATION=1, HAS_FORCED=forced, INPUT_PRECISION='tf32', BLOCK_CO=block_co,
+                                BLOCK_CI=block_ci, BLOCK_P=block_p),
+                 tile=f'{block_co}x{block_ci}x{block_p}, K {kernel_size}, stride {stride}'
+                      + (', forced' if forced else ''))
+            for kernel_size in (3, 7) for stride in (1, 2) for forced in (False, True)]
+
+
+def elementwise_cases() -> List[dict]:
+    """The fused elementwise kernels at their fixed blocks: SCConv's SRU output (soft and hard gate) and
+    the CSC step's sum-and-shrink (non-negative or signed codes, with and without the elastic-net
+    scale); statistics, θ and the scale are fp32."""
+    from mmconv.ops.csc import triton_kernels as csc
+    from mmconv.ops.scconv import triton_kernels as scconv
+    sru_pointers = dict(x_ptr=None, mean_ptr='*fp32', rstd_ptr='*fp32', scale_ptr='*fp32', shift_ptr='*fp32',
+                        out_ptr=None)
+    shrink_pointers = dict(pre_ptr=None, c_ptr=None, y_ptr=None, theta_ptr='*fp32', scale_ptr='*fp32')
+    return ([dict(fn=scconv._sru_output_kernel, pointers=sru_pointers, scalars=dict(threshold='fp32'),
+                  constants=dict(SOFT=soft, BLOCK_P=scconv.BLOCK_P),
+                  tile=f'{scconv.BLOCK_P}, {"soft" if soft else "hard"} gate') for soft in (True, False)]
+            + [dict(fn=csc._shrink_sum_kernel, pointers=shrink_pointers,
+                    constants=dict(NON_NEGATIVE=non_negative, HAS_SCALE=has_scale, BLOCK=csc.BLOCK),
+                    tile=f'{csc.BLOCK}, {"z ≥ 0" if non_negative else "signed"}' + (', scaled' if has_scale else ''))
+               for non_negative in (True, False) for has_scale in (False, True)])
 
 
 def compile_case(case: dict, dtype: torch.dtype, arch: int) -> Dict[str, int]:
@@ -59,11 +96,18 @@ def compile_case(case: dict, dtype: torch.dtype, arch: int) -> Dict[str, int]:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     fn = case['fn']
+    # Pointers typed None hold data of the compiled dtype; fp32 data compile with ieee products.
+    # Other arguments are i32 unless the case's scalars type them.
     signature = {name: ('constexpr' if name in case['constants'] else
-                        POINTER_TYPES[dtype] if name in case['pointers'] else 'i32') for name in fn.arg_names}
-    constexprs = {(fn.arg_names.index(name),): value for name, value in case['constants'].items()}
+                        (case['pointers'][name] or POINTER_TYPES[dtype]) if name in case['pointers'] else
+                        case.get('scalars', {}).get(name, 'i32'))
+                 for name in fn.arg_names}
+    constants = dict(case['constants'])
+    if constants.get('INPUT_PRECISION') == 'tf32' and dtype != torch.float32:
+        constants['INPUT_PRECISION'] = 'ieee'
+    constexprs = {(fn.arg_names.index(name),): value for name, value in constants.items()}
     compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
-                              target=GPUTarget('cuda', arch, 32))
+                              target=GPUTarget('cuda', arch, 32), options=case.get('options', {}))
     ptxas = os.path.join(os.path.dirname(triton.__file__), 'backends', 'nvidia', 'bin', 'ptxas')
     with tempfile.TemporaryDirectory() as folder:
         ptx = os.path.join(folder, 'kernel.ptx')
@@ -89,7 +133,7 @@ def main() -> int:
         print('triton_aot.py: error: the triton package is not installed; pip install triton.', file=sys.stderr)
         return 2
     reports = []
-    for case in involution_cases():
+    for case in involution_cases() + scc_cases() + elementwise_cases():
         for dtype_name, dtype in DTYPES.items():
             for arch in args.archs:
                 start = time.perf_counter()

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..flop_handles import register_op_flop_handle, value_shape
 from ..registration import NAMESPACE, refuse_second_order
+from ..triton_support import TRITON_DTYPES, same_dense_layout, use_triton
 from .dictionaries import decode, decode_backward, encode, encode_backward, transpose_output_padding
 
 __all__ = ['csc_encode', 'csc_encode_backward', 'csc_step', 'csc_step_backward']
@@ -161,15 +162,30 @@ def _output_padding(x: Tensor, code: Tensor, weight: Tensor, ndim: int, stride: 
     return transpose_output_padding(x.shape[2:], code.shape[2:], weight.shape[2:], stride, padding, dilation)
 
 
-def _step_kernel(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
-                 step: Tensor, theta: Tensor, scale: Optional[Tensor], ndim: int, stride: List[int],
-                 padding: List[int], dilation: List[int], groups: int, non_negative: bool, keep_output: bool,
-                 recompute: bool) -> Tuple[Tensor, Tensor]:
+def _step_convolutions(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor, step: Tensor,
+                       ndim: int, stride: List[int], padding: List[int], dilation: List[int],
+                       groups: int) -> Tuple[Tensor, Tensor]:
+    """(−η AᵀA p, A p), p = ``point`` or y."""
     geometry = (ndim, stride, padding, dilation, groups)
     padding_out = _output_padding(x, c, weight, ndim, stride, padding, dilation)
     decoded = decode(y if point is None else point, weight, padding_out, *geometry)
-    z = encode(decoded, weight * -step, None, *geometry).add_(c).add_(y)
-    return _shrink(z, theta, scale, non_negative, inplace=True), decoded
+    return encode(decoded, weight * -step, None, *geometry), decoded
+
+
+def _step_kernel(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
+                 step: Tensor, theta: Tensor, scale: Optional[Tensor], ndim: int, stride: List[int],
+                 padding: List[int], dilation: List[int], groups: int, non_negative: bool, keep_output: bool,
+                 recompute: bool, fused: bool = False) -> Tuple[Tensor, Tensor]:
+    """The step's kernels; ``fused`` (the op on real tensors, not the fake kernel) lets CUDA codes take
+    the sum, shrink and scale in one Triton pass."""
+    geometry = (ndim, stride, padding, dilation, groups)
+    padding_out = _output_padding(x, c, weight, ndim, stride, padding, dilation)
+    decoded = decode(y if point is None else point, weight, padding_out, *geometry)
+    z = encode(decoded, weight * -step, None, *geometry)
+    if fused and use_triton(z, c, y, dtypes=TRITON_DTYPES) and same_dense_layout(z, c, y):
+        from .triton_kernels import triton_shrink_sum
+        return triton_shrink_sum(z, c, y, theta, scale, non_negative), decoded
+    return _shrink(z.add_(c).add_(y), theta, scale, non_negative, inplace=True), decoded
 
 
 @torch.library.custom_op(f'{NAMESPACE}::csc_step', mutates_args=())
@@ -182,7 +198,7 @@ def csc_step(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: T
     ``x`` (the signal) only gives the size ``A`` decodes to: its values are not read.
     """
     return _step_kernel(weight, x, y, point, c, step, theta, scale, ndim, stride, padding, dilation,
-                        groups, non_negative, keep_output, recompute)
+                        groups, non_negative, keep_output, recompute, fused=True)
 
 
 csc_step.register_fake(_step_kernel)

@@ -14,33 +14,22 @@ tensors with Triton installed, the fused Triton kernels of :mod:`.triton_kernels
 give the output shapes for symbolic sizes.
 """
 import math
-from functools import lru_cache
-from importlib.util import find_spec
 
 import torch
 from torch import Tensor
 
 from ..flop_handles import register_op_flop_handle, value_shape
 from ..registration import NAMESPACE
+from ..triton_support import use_triton
 from .tap_loop import tap_loop_aggregate, tap_loop_grad_input, tap_loop_grad_kernel
 
-__all__ = ['aggregate', 'grad_input', 'grad_kernel', 'triton_available']
-
-
-@lru_cache(maxsize=None)
-def triton_available() -> bool:
-    """Whether the ``triton`` package can be imported (checked once, without importing it)."""
-    return find_spec('triton') is not None
-
-
-def _use_triton(*tensors: Tensor) -> bool:
-    return tensors[0].is_cuda and triton_available()
+__all__ = ['aggregate', 'grad_input', 'grad_kernel']
 
 
 @torch.library.custom_op(f'{NAMESPACE}::involution_aggregate', mutates_args=())
 def aggregate(x: Tensor, kernel: Tensor, kernel_size: int, stride: int, dilation: int) -> Tensor:
     """``y[b, c, i, j] = Σ_t kernel[b, g(c), t, i, j] · x[b, c, tap t of (i, j)]`` (see the package)."""
-    if _use_triton(x, kernel):
+    if use_triton(x, kernel):
         from .triton_kernels import triton_aggregate
         return triton_aggregate(x, kernel, kernel_size, stride, dilation)
     return tap_loop_aggregate(x, kernel, kernel_size, stride, dilation)
@@ -56,7 +45,7 @@ def _(x, kernel, kernel_size, stride, dilation):
 def grad_input(grad_out: Tensor, kernel: Tensor, kernel_size: int, stride: int, dilation: int,
                height: int, width: int) -> Tensor:
     """The aggregation's gradient with respect to ``x`` (H×W) for ``grad_out``."""
-    if _use_triton(grad_out, kernel):
+    if use_triton(grad_out, kernel):
         from .triton_kernels import triton_grad_input
         return triton_grad_input(grad_out, kernel, kernel_size, stride, dilation, height, width)
     return tap_loop_grad_input(grad_out, kernel, kernel_size, stride, dilation, height, width)
@@ -72,7 +61,7 @@ def _(grad_out, kernel, kernel_size, stride, dilation, height, width):
 def grad_kernel(grad_out: Tensor, x: Tensor, kernel_size: int, stride: int, dilation: int,
                 groups: int) -> Tensor:
     """The aggregation's gradient with respect to the kernel (``groups`` groups) for ``grad_out``."""
-    if _use_triton(grad_out, x):
+    if use_triton(grad_out, x):
         from .triton_kernels import triton_grad_kernel
         return triton_grad_kernel(grad_out, x, kernel_size, stride, dilation, groups)
     return tap_loop_grad_kernel(grad_out, x, kernel_size, stride, dilation, groups)

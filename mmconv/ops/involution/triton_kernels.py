@@ -17,11 +17,11 @@ This module imports triton; :mod:`.ops` imports it only when a CUDA tensor reach
 Setting ``TRITON_INTERPRET=1`` before this module is imported runs the kernels on CPU tensors with
 Triton's interpreter (used by the tests).
 """
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from ..triton_support import check_triton_device, triton_accumulator
 
 __all__ = ['triton_aggregate', 'triton_grad_input', 'triton_grad_kernel']
 
@@ -148,11 +148,6 @@ def _involution_grad_kernel_kernel(grad_out_ptr, x_ptr, grad_kernel_ptr, height,
                  mask=pixel_mask)
 
 
-def _accumulation_dtype(dtype: torch.dtype):
-    """Triton accumulator type: fp64 for fp64 data, fp32 otherwise."""
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
 def _launch_config(group_channels: int, pixels: int):
     """Channel block (all the group's channels, padded to a power of two) and pixel block.
 
@@ -164,16 +159,10 @@ def _launch_config(group_channels: int, pixels: int):
     return block_c, block_p
 
 
-def _check_device(*tensors: torch.Tensor) -> None:
-    """The kernels run on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1."""
-    if not all(t.is_cuda for t in tensors) and os.environ.get('TRITON_INTERPRET') != '1':
-        raise RuntimeError('The Triton involution path needs CUDA tensors (or TRITON_INTERPRET=1 on CPU).')
-
-
 def triton_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
                      dilation: int) -> torch.Tensor:
     """Aggregation forward: B×C×H×W and B×G×K²×H'×W' → B×C×H'×W' (promoted dtype)."""
-    _check_device(x, kernel)
+    check_triton_device('involution', x, kernel)
     x, kernel = x.contiguous(), kernel.contiguous()
     batch, channels, height, width = x.shape
     _, groups, _, out_h, out_w = kernel.shape
@@ -185,7 +174,7 @@ def triton_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
     block_c, block_p = _launch_config(group_channels, out_h * out_w)
     grid = (batch * groups, triton.cdiv(out_h * out_w, block_p))
     _involution_fwd_kernel[grid](x, kernel, out, height, width, out_h, out_w, group_channels,
-                                 kernel_size, stride, dilation, _accumulation_dtype(out_dtype),
+                                 kernel_size, stride, dilation, triton_accumulator(out_dtype),
                                  block_c, block_p)
     return out
 
@@ -193,7 +182,7 @@ def triton_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
 def triton_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
                       dilation: int, height: int, width: int) -> torch.Tensor:
     """∂x (B×C×H×W, promoted dtype of ``grad_out`` and ``kernel``)."""
-    _check_device(grad_out, kernel)
+    check_triton_device('involution', grad_out, kernel)
     grad_out, kernel = grad_out.contiguous(), kernel.contiguous()
     batch, channels, out_h, out_w = grad_out.shape
     groups = kernel.shape[1]
@@ -205,14 +194,14 @@ def triton_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size:
     block_c, block_p = _launch_config(group_channels, height * width)
     grid = (batch * groups, triton.cdiv(height * width, block_p))
     _involution_grad_x_kernel[grid](grad_out, kernel, grad_x, height, width, out_h, out_w, group_channels,
-                                    kernel_size, stride, dilation, _accumulation_dtype(dtype), block_c, block_p)
+                                    kernel_size, stride, dilation, triton_accumulator(dtype), block_c, block_p)
     return grad_x
 
 
 def triton_grad_kernel(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int,
                        dilation: int, groups: int) -> torch.Tensor:
     """∂kernel (B×G×K²×H'×W', promoted dtype of ``grad_out`` and ``x``)."""
-    _check_device(grad_out, x)
+    check_triton_device('involution', grad_out, x)
     grad_out, x = grad_out.contiguous(), x.contiguous()
     batch, channels, height, width = x.shape
     out_h, out_w = grad_out.shape[2:]
@@ -224,6 +213,6 @@ def triton_grad_kernel(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int
     block_c, block_p = _launch_config(group_channels, out_h * out_w)
     grid = (batch * groups, triton.cdiv(out_h * out_w, block_p))
     _involution_grad_kernel_kernel[grid](grad_out, x, grad_kernel, height, width, out_h, out_w, group_channels,
-                                         kernel_size, stride, dilation, _accumulation_dtype(dtype),
+                                         kernel_size, stride, dilation, triton_accumulator(dtype),
                                          block_c, block_p)
     return grad_kernel

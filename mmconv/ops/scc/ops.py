@@ -1,5 +1,7 @@
 """SCC's fast path as registered ops: ``mmconv::scc_forward`` (output and the int8 level choice) and
-``mmconv::scc_backward`` (every gradient from ``x`` and that choice), kernels in :mod:`.kernels`."""
+``mmconv::scc_backward`` (every gradient from ``x`` and that choice), kernels in :mod:`.kernels`.
+On CUDA with Triton installed the forward is :mod:`.triton_kernels`' one-pass kernel; the backward
+keeps the torch kernels (cuDNN convs per level, masked by the saved choice)."""
 import math
 from typing import List, Optional, Tuple
 
@@ -8,6 +10,7 @@ from torch import Tensor
 
 from ..flop_handles import register_op_flop_handle, value_shape
 from ..registration import NAMESPACE, refuse_second_order
+from ..triton_support import TRITON_DTYPES, use_triton
 from .kernels import layout_of, scc_backward_kernel, scc_forward_kernel
 from .reference import output_size
 
@@ -18,6 +21,9 @@ __all__ = ['scc_forward']
 def scc_forward(x: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, beta: Tensor, stride: int,
                 dilation: int, groups: int, forced: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """SCC's output and the level (int8) each element chose; ``forced`` (int8, −1 = none) overrides."""
+    if use_triton(x, weight, bias, dtypes=TRITON_DTYPES) and x.dtype == weight.dtype == bias.dtype:
+        from .triton_kernels import triton_scc_forward  # every level in one pass over the taps
+        return triton_scc_forward(x, weight, bias, alpha, beta, stride, dilation, groups, forced)
     return scc_forward_kernel(x, weight, bias, alpha, beta, stride, dilation, groups, forced)
 
 

@@ -5,7 +5,8 @@ SRU + squeeze (``sru_squeeze_*``): X → S, backward from X alone (the gate is r
 image chunks (:func:`~mmconv.ops.cpu_chunks.chunks_of`): every step is per image (GroupNorm and the
 fuse weights included), and a dozen elementwise passes over a chunk that stays in the CPU caches
 cost a fraction of passes over the whole batch. Results do not depend on the chunking. The gate
-math runs in fp32 (fp64 for fp64 inputs), the convs in the weights' dtype.
+math runs in fp32 (fp64 for fp64 inputs), the convs in the weights' dtype. On CUDA with Triton, the
+SRU forward forms Y in one pass (:mod:`.triton_kernels`) instead of the elementwise passes.
 """
 import math
 from typing import List, Optional, Tuple
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from ..cpu_chunks import chunks_of
 from ..pointwise import add_pointwise_input_grad, batched_pointwise, pointwise_weight_grad, strided_pixels
 from ..precision import accumulation_dtype
+from ..triton_support import TRITON_DTYPES, use_triton
 
 __all__ = ['cru_backward', 'cru_forward', 'sru_squeeze_backward', 'sru_squeeze_forward']
 
@@ -134,6 +136,11 @@ def sru_squeeze_forward(x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch
     squeezed = x.new_empty((batch, squeeze1.shape[0] + squeeze2.shape[0], height, width),
                            dtype=squeeze1.dtype)
     affine = _gate_affine(gn_weight, gn_bias, accumulation_dtype(x.dtype))
+    if use_triton(x, dtypes=TRITON_DTYPES):
+        from .triton_kernels import triton_sru_output
+        _squeeze(triton_sru_output(x, *affine, groups, eps, threshold, gate, squeeze1.dtype), squeeze1, squeeze2,
+                 out=squeezed)
+        return squeezed
     for part in _image_chunks(x):
         x_acc, reweights, informative, _, _ = _sru_gate(x[part], affine, groups, eps, threshold, gate)
         _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True), squeeze1, squeeze2,

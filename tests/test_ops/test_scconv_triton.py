@@ -1,0 +1,89 @@
+"""SCConv's one-pass SRU output (Triton) vs the reference SRU (the spec), under the interpreter without
+a GPU (see :mod:`triton_interpreter`)."""
+import pytest
+import torch
+
+pytest.importorskip('triton')
+
+from mmconv.ops.scconv import SCConv  # noqa: E402
+from mmconv.ops.scconv.kernels import _gate_affine  # noqa: E402
+from mmconv.ops.scconv.reference import SRU  # noqa: E402
+from mmconv.ops.scconv.triton_kernels import triton_sru_output  # noqa: E402
+from triton_interpreter import INTERPRETED, on_cuda, on_devices, run_module_interpreted  # noqa: E402
+
+
+@pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
+def test_interpreter_suite_in_subprocess():
+    run_module_interpreted(__file__)
+
+
+def reference_sru(channels, groups, gate, device):
+    torch.manual_seed(0)
+    sru = SRU(channels, groups, 0.5, gate).to(device)
+    with torch.no_grad():
+        sru.gn.weight.uniform_(0.7, 1.3)
+        sru.gn.bias.uniform_(-0.3, 0.3)
+    return sru
+
+
+def gate_values(sru, x):
+    """R in fp64, to keep the comparison off elements whose mask rounding may flip."""
+    gamma = sru.gn.weight.detach().double()
+    normalised = torch.nn.functional.group_norm(x.double(), sru.gn.num_groups, gamma, sru.gn.bias.double(),
+                                                sru.gn.eps)
+    return torch.sigmoid(normalised * (gamma / gamma.sum()).view(-1, 1, 1))
+
+
+@on_devices
+@pytest.mark.parametrize('gate', ['soft', 'hard'])
+@pytest.mark.parametrize('channels,groups,size', [(8, 4, (5, 7)), (16, 16, (9, 9)), (12, 2, (33, 40))])
+def test_matches_reference_sru(device, gate, channels, groups, size):
+    sru = reference_sru(channels, groups, gate, device)
+    x = torch.randn(3, channels, *size, device=device)
+    # Y_c depends on the masks of c and of its partner C/2 away: skip pixels where either may flip.
+    near = (gate_values(sru, x) - 0.5).abs() < 1e-5
+    pair_near = near[:, :channels // 2] | near[:, channels // 2:]
+    checked = ~torch.cat([pair_near, pair_near], 1)
+    assert checked.float().mean() > 0.99
+    want = sru.double()(x.double())
+    affine = _gate_affine(sru.gn.weight.detach(), sru.gn.bias.detach(), torch.float32)
+    got = triton_sru_output(x, *affine, sru.gn.num_groups, sru.gn.eps, 0.5, gate, torch.float32)
+    assert got.dtype == torch.float32 and got.shape == x.shape
+    torch.testing.assert_close(got.double()[checked], want[checked], rtol=1e-5, atol=1e-5)
+
+
+@on_devices
+def test_half_input_writes_the_squeeze_dtype(device):
+    sru = reference_sru(8, 4, 'soft', device)
+    x = torch.randn(2, 8, 6, 6, device=device).to(torch.float16)
+    affine = _gate_affine(sru.gn.weight.detach(), sru.gn.bias.detach(), torch.float32)
+    got = triton_sru_output(x, *affine, 4, sru.gn.eps, 0.5, 'soft', torch.float16)
+    want = sru.double()(x.double())
+    assert got.dtype == torch.float16
+    # fp32 math on fp16 inputs: one rounding to fp16 at the end.
+    assert (got.double() - want).abs().max() <= 2 ** -9 * want.abs().max()
+
+
+@on_cuda
+@pytest.mark.parametrize('gate', ['soft', 'hard'])
+def test_module_fast_path_matches_reference(device, gate):
+    torch.manual_seed(0)
+    module = SCConv(32, 32, gate=gate).to(device)
+    x = torch.randn(2, 32, 14, 14, device=device, requires_grad=True)
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        outputs = []
+        for impl in ('reference', 'fast'):
+            module.impl = impl
+            out = module(x)
+            outputs.append((out, torch.autograd.grad(out.square().sum(), [x, *module.parameters()])))
+    (ref, ref_grads), (out, grads) = outputs
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.skipif(INTERPRETED, reason='the interpreter accepts CPU tensors')
+def test_cpu_tensors_need_the_interpreter():
+    with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
+        triton_sru_output(torch.randn(1, 4, 3, 3), torch.ones(4), torch.zeros(4), 2, 1e-5, 0.5, 'soft',
+                          torch.float32)
