@@ -8,12 +8,10 @@ pytest.importorskip('triton')
 from mmconv.ops.csc import CSCConv2d  # noqa: E402
 from mmconv.ops.csc.triton_kernels import triton_shrink_sum  # noqa: E402
 from mmconv.ops.triton_support import same_dense_layout  # noqa: E402
-from triton_interpreter import INTERPRETED, on_cuda, on_devices, run_module_interpreted  # noqa: E402
+from triton_interpreter import (INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda,  # noqa: E402
+                                on_devices)
 
-
-@pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
-def test_interpreter_suite_in_subprocess():
-    run_module_interpreted(__file__)
+test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
 
 def proximal(v, theta, scale, non_negative):
@@ -63,16 +61,7 @@ def test_layer_fast_path_matches_reference(device, non_negative):
     torch.manual_seed(0)
     layer = CSCConv2d(8, 16, 3, num_steps=3, non_negative=non_negative).to(device).eval()
     x = torch.randn(2, 8, 12, 12, device=device, requires_grad=True)
-    with torch.backends.cudnn.flags(allow_tf32=False):
-        outputs = []
-        for impl in ('reference', 'fast'):
-            layer.impl = impl
-            out = layer(x)
-            outputs.append((out, torch.autograd.grad(out.square().sum(), [x, layer.weight])))
-    (ref, ref_grads), (out, grads) = outputs
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
-    for got, want in zip(grads, ref_grads):
-        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+    assert_fast_matches_reference(layer, x, [layer.weight], (1e-4, 1e-5), (1e-3, 1e-4))
 
 
 @on_cuda

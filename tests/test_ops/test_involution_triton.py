@@ -7,12 +7,9 @@ pytest.importorskip('triton')
 
 from mmconv.ops import Involution, involution_aggregate  # noqa: E402
 from mmconv.ops.involution.triton_kernels import triton_aggregate, triton_grad_input, triton_grad_kernel  # noqa: E402
-from triton_interpreter import INTERPRETED, on_cuda, on_devices, run_module_interpreted  # noqa: E402
+from triton_interpreter import INTERPRETED, interpreter_suite, on_cuda, on_devices  # noqa: E402
 
-
-@pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
-def test_interpreter_suite_in_subprocess():
-    run_module_interpreted(__file__)
+test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
 
 def random_pair(batch, channels, groups, size, kernel_size, stride, device, dtype=torch.float64):

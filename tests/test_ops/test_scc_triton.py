@@ -8,12 +8,10 @@ pytest.importorskip('triton')
 from mmconv.ops.scc import SCC, draw_forced_levels  # noqa: E402
 from mmconv.ops.scc.reference import scc_reference  # noqa: E402
 from mmconv.ops.scc.triton_kernels import launch_config, triton_scc_forward  # noqa: E402
-from triton_interpreter import INTERPRETED, on_cuda, on_devices, run_module_interpreted  # noqa: E402
+from triton_interpreter import (INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda,  # noqa: E402
+                                on_devices)
 
-
-@pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
-def test_interpreter_suite_in_subprocess():
-    run_module_interpreted(__file__)
+test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
 
 def scc_parameters(in_channels, out_channels, kernel_size, groups, device, dtype):
@@ -134,18 +132,9 @@ def test_launch_blocks_are_powers_of_two_at_least_16():
 @on_cuda
 def test_module_fast_path_matches_reference_with_gradients(device):
     torch.manual_seed(0)
-    op = SCC(16, 16, 5, stride=2, impl='reference').to(device)
+    op = SCC(16, 16, 5, stride=2).to(device)
     x = torch.randn(2, 16, 15, 14, device=device, requires_grad=True)
-    with torch.backends.cudnn.flags(allow_tf32=False):
-        ref = op(x)
-        ref_grads = torch.autograd.grad(ref.square().sum(), [x, *op.parameters()])
-        op.impl = 'fast'
-        out = op(x)
-        grads = torch.autograd.grad(out.square().sum(), [x, *op.parameters()])
-    assert 'mmconv_scc_forward' in type(out.grad_fn).__name__
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-    for got, want in zip(grads, ref_grads):
-        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+    assert_fast_matches_reference(op, x, list(op.parameters()), (1e-4, 1e-4), (1e-3, 1e-3))
 
 
 @on_cuda

@@ -9,12 +9,10 @@ from mmconv.ops.scconv import SCConv  # noqa: E402
 from mmconv.ops.scconv.kernels import _gate_affine  # noqa: E402
 from mmconv.ops.scconv.reference import SRU  # noqa: E402
 from mmconv.ops.scconv.triton_kernels import triton_sru_output  # noqa: E402
-from triton_interpreter import INTERPRETED, on_cuda, on_devices, run_module_interpreted  # noqa: E402
+from triton_interpreter import (INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda,  # noqa: E402
+                                on_devices)
 
-
-@pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
-def test_interpreter_suite_in_subprocess():
-    run_module_interpreted(__file__)
+test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
 
 def reference_sru(channels, groups, gate, device):
@@ -70,16 +68,7 @@ def test_module_fast_path_matches_reference(device, gate):
     torch.manual_seed(0)
     module = SCConv(32, 32, gate=gate).to(device)
     x = torch.randn(2, 32, 14, 14, device=device, requires_grad=True)
-    with torch.backends.cudnn.flags(allow_tf32=False):
-        outputs = []
-        for impl in ('reference', 'fast'):
-            module.impl = impl
-            out = module(x)
-            outputs.append((out, torch.autograd.grad(out.square().sum(), [x, *module.parameters()])))
-    (ref, ref_grads), (out, grads) = outputs
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-    for got, want in zip(grads, ref_grads):
-        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+    assert_fast_matches_reference(module, x, list(module.parameters()), (1e-4, 1e-4), (1e-3, 1e-3))
 
 
 @pytest.mark.skipif(INTERPRETED, reason='the interpreter accepts CPU tensors')
