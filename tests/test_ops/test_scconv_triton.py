@@ -1,5 +1,5 @@
-"""SCConv's one-pass SRU output (Triton) vs the reference SRU (the spec), under the interpreter without
-a GPU (see :mod:`triton_interpreter`)."""
+"""SCConv's Triton kernels: the one-pass SRU output vs the reference SRU (the spec), and the CRU fuse vs
+the paper's softmax written out; under the interpreter without a GPU (see :mod:`triton_interpreter`)."""
 import pytest
 import torch
 
@@ -8,7 +8,7 @@ pytest.importorskip('triton')
 from mmconv.ops.scconv import SCConv  # noqa: E402
 from mmconv.ops.scconv.kernels import _gate_affine  # noqa: E402
 from mmconv.ops.scconv.reference import SRU  # noqa: E402
-from mmconv.ops.scconv.triton_kernels import triton_sru_output  # noqa: E402
+from mmconv.ops.scconv.triton_kernels import triton_cru_fuse, triton_sru_output  # noqa: E402
 from triton_interpreter import (INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda,  # noqa: E402
                                 on_devices)
 
@@ -62,11 +62,37 @@ def test_half_input_writes_the_squeeze_dtype(device):
     assert (got.double() - want).abs().max() <= 2 ** -9 * want.abs().max()
 
 
-@on_cuda
-@pytest.mark.parametrize('gate', ['soft', 'hard'])
-def test_module_fast_path_matches_reference(device, gate):
+@on_devices
+@pytest.mark.parametrize('fuse', ['paper', 'joint'])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+def test_cru_fuse_is_the_softmax_of_the_pooled_branches(device, fuse, dtype):
     torch.manual_seed(0)
-    module = SCConv(32, 32, gate=gate).to(device)
+    upper, lower = (torch.randn(3, 5, 37, 41, device=device).to(dtype) for _ in range(2))  # 1517 px: 2 blocks
+    y1, y2 = upper.double(), lower.double()
+    pooled = torch.stack([y1.mean((2, 3)), y2.mean((2, 3))])  # 2×B×C
+    if fuse == 'paper':  # a two-way softmax per channel
+        want_weights = torch.softmax(pooled, dim=0)[0]
+        first, second = want_weights, 1 - want_weights
+    else:  # one softmax over all 2C pooled channels, as the unofficial code
+        want_weights = torch.softmax(torch.cat(list(pooled), 1), dim=1)
+        first, second = want_weights.chunk(2, dim=1)
+    want = first[..., None, None] * y1 + second[..., None, None] * y2
+    weights = torch.empty(want_weights.shape, device=device)
+    lower_copy = torch.empty_like(lower) if fuse == 'joint' else None
+    triton_cru_fuse(upper, lower, weights, lower_copy, fuse)  # Y1 → D, Y2 → Z
+    tolerance = 1e-5 if dtype == torch.float32 else 2 ** -9
+    torch.testing.assert_close(weights.double(), want_weights, rtol=1e-5, atol=1e-6)
+    assert (lower.double() - want).abs().max() <= tolerance * want.abs().max()
+    assert (upper.double() - (y1 - y2)).abs().max() <= tolerance * (y1 - y2).abs().max()
+    if fuse == 'joint':
+        assert torch.equal(lower_copy.double(), y2)
+
+
+@on_cuda
+@pytest.mark.parametrize('gate,fuse', [('soft', 'paper'), ('hard', 'joint')])
+def test_module_fast_path_matches_reference(device, gate, fuse):
+    torch.manual_seed(0)
+    module = SCConv(32, 32, gate=gate, fuse=fuse).to(device)
     x = torch.randn(2, 32, 14, 14, device=device, requires_grad=True)
     assert_fast_matches_reference(module, x, list(module.parameters()), (1e-4, 1e-4), (1e-3, 1e-3))
 

@@ -20,9 +20,10 @@ def test_every_kernel_compiles_for_sm80_and_sm90_without_spills():
                       result.stdout, re.M)
     kernels = {row[0] for row in rows}
     assert kernels == {'_involution_fwd_kernel', '_involution_grad_x_kernel', '_involution_grad_kernel_kernel',
-                       '_scc_forward_kernel', '_sru_output_kernel', '_shrink_sum_kernel'}
+                       '_scc_forward_kernel', '_sru_output_kernel', '_difference_and_means_kernel', '_fuse_kernel',
+                       '_shrink_sum_kernel'}
     assert {(row[1], row[2]) for row in rows} == {(d, a) for d in ('fp16', 'bf16', 'fp32') for a in ('80', '90')}
-    # (involution kernels × strides + SCC kernel sizes × strides × forced + SRU gates + CSC shrink
-    # variants) × dtypes × archs
-    assert len(rows) == (3 * 2 + 2 * 2 * 2 + 2 + 4) * 3 * 2
+    # (involution kernels × strides + SCC kernel sizes × strides × forced + SRU gates + CRU difference
+    # + CRU fuse with and without the copy + CSC shrink variants) × dtypes × archs
+    assert len(rows) == (3 * 2 + 2 * 2 * 2 + 2 + 1 + 2 + 4) * 3 * 2
     assert all(0 < int(row[3]) <= 255 and row[4] == row[5] == '0' for row in rows)

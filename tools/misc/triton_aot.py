@@ -74,7 +74,8 @@ def scc_cases() -> List[dict]:
 
 def elementwise_cases() -> List[dict]:
     """The fused elementwise kernels at their fixed blocks: SCConv's SRU output (soft and hard gate) and
-    the CSC step's sum-and-shrink (non-negative or signed codes, with and without the elastic-net
+    CRU fuse (difference and means; the fuse with and without the copy of Y2), and the CSC step's
+    sum-and-shrink (non-negative or signed codes, with and without the elastic-net
     scale); statistics, θ and the scale are fp32."""
     from mmconv.ops.csc import triton_kernels as csc
     from mmconv.ops.scconv import triton_kernels as scconv
@@ -84,6 +85,13 @@ def elementwise_cases() -> List[dict]:
     return ([dict(fn=scconv._sru_output_kernel, pointers=sru_pointers, scalars=dict(threshold='fp32'),
                   constants=dict(SOFT=soft, BLOCK_P=scconv.BLOCK_P),
                   tile=f'{scconv.BLOCK_P}, {"soft" if soft else "hard"} gate') for soft in (True, False)]
+            + [dict(fn=scconv._difference_and_means_kernel, pointers=dict(
+                diff_ptr=None, lower_ptr=None, mean_diff_ptr='*fp32', mean_lower_ptr='*fp32'),
+                constants=dict(BLOCK_P=scconv.BLOCK_P), tile=f'{scconv.BLOCK_P}')]
+            + [dict(fn=scconv._fuse_kernel, pointers=dict(out_ptr=None, diff_ptr=None, first_ptr='*fp32',
+                                                          lower_scale_ptr='*fp32', lower_copy_ptr=None),
+                    constants=dict(COPY_LOWER=copy, BLOCK_P=scconv.BLOCK_P),
+                    tile=f'{scconv.BLOCK_P}' + (', copy of Y2' if copy else '')) for copy in (False, True)]
             + [dict(fn=csc._shrink_sum_kernel, pointers=shrink_pointers,
                     constants=dict(NON_NEGATIVE=non_negative, HAS_SCALE=has_scale, BLOCK=csc.BLOCK),
                     tile=f'{csc.BLOCK}, {"z ≥ 0" if non_negative else "signed"}' + (', scaled' if has_scale else ''))

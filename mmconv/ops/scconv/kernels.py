@@ -6,7 +6,8 @@ image chunks (:func:`~mmconv.ops.cpu_chunks.chunks_of`): every step is per image
 fuse weights included), and a dozen elementwise passes over a chunk that stays in the CPU caches
 cost a fraction of passes over the whole batch. Results do not depend on the chunking. The gate
 math runs in fp32 (fp64 for fp64 inputs), the convs in the weights' dtype. On CUDA with Triton, the
-SRU forward forms Y in one pass (:mod:`.triton_kernels`) instead of the elementwise passes.
+SRU forward forms Y in one pass and the CRU fuse takes two (:mod:`.triton_kernels`) instead of the
+elementwise passes.
 """
 import math
 from typing import List, Optional, Tuple
@@ -305,6 +306,10 @@ def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bia
     else:
         generated = batched_pointwise(pwc2_weight, strided_pixels(lower, stride))
         torch.cat([generated.view(batch, -1, out_h, out_w), lower_map], dim=1, out=out)
+    if use_triton(diff, dtypes=TRITON_DTYPES):
+        from .triton_kernels import triton_cru_fuse
+        triton_cru_fuse(diff, out, weights, y2, fuse)
+        return
     diff.sub_(out)
     acc_dtype = accumulation_dtype(diff.dtype)
     pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)

@@ -1,4 +1,5 @@
-"""SCConv's SRU on CUDA: gate and reconstruction as one Triton pass over X.
+"""SCConv on CUDA: the SRU's gate and reconstruction as one Triton pass over X, and the CRU's fuse as
+two passes over the branch outputs.
 
 The torch kernels of :mod:`.kernels` form the SRU output Y in about ten elementwise passes (GroupNorm,
 sigmoid, the mask, the products, the cross-sum of the halves). Here the GroupNorm statistics come
@@ -9,7 +10,10 @@ and writes both channels of Y, in the squeeze convs' dtype, which cuBLAS then ap
     R = sigmoid(W_γ·γ·(X − μ)·σ⁻¹ + W_γ·β),  M = [R > t] (soft) or [R ≥ t] (hard),
     soft: U = R·(1 − M)·X, Y_c = M_c·X_c + U_c + U_c',   hard: Y_c = M_c·X_c + (1 − M_c')·X_c',
 
-with c' the channel C/2 away. This module imports triton; :mod:`.kernels` imports it only for CUDA
+with c' the channel C/2 away. The CRU fuse (:func:`~.kernels._cru_chunk_forward`: D = Y1 − Y2, the
+pooled means, Z = s·Y2 + β1·D) takes four to seven torch passes; here one kernel forms D and both
+means per (image, channel) row, and after the B×C softmax (torch) a second writes Z (and, for
+``'joint'``, the copy of Y2 backward needs). This module imports triton; :mod:`.kernels` imports it only for CUDA
 tensors. Under ``TRITON_INTERPRET=1`` the kernel runs on CPU tensors (the tests).
 """
 import torch
@@ -18,7 +22,7 @@ import triton.language as tl
 
 from ..triton_support import check_triton_device
 
-__all__ = ['BLOCK_P', 'triton_sru_output']
+__all__ = ['BLOCK_P', 'triton_cru_fuse', 'triton_sru_output']
 
 BLOCK_P = 1024  # pixels per program: two channels × 1024 fp32 values, 8 per thread at 4 warps
 
@@ -80,3 +84,60 @@ def triton_sru_output(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
         _sru_output_kernel[grid](x, mean, rstd, scale.float().contiguous(), shift.float().contiguous(), out,
                                  channels, pixels, channels // groups, groups, threshold, gate == 'soft', BLOCK_P)
     return out
+
+
+@triton.jit
+def _difference_and_means_kernel(diff_ptr, lower_ptr, mean_diff_ptr, mean_lower_ptr, pixels,
+                                 BLOCK_P: tl.constexpr):
+    """One (image, channel) row: D = Y1 − Y2 over Y1 (``diff_ptr``), and the means of D and Y2."""
+    row = tl.program_id(0).to(tl.int64) * pixels
+    diff_sum = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    lower_sum = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    for start in range(0, pixels, BLOCK_P):
+        offsets = start + tl.arange(0, BLOCK_P)
+        mask = offsets < pixels
+        lower = tl.load(lower_ptr + row + offsets, mask=mask, other=0.0).to(tl.float32)
+        diff = tl.load(diff_ptr + row + offsets, mask=mask, other=0.0).to(tl.float32) - lower
+        tl.store(diff_ptr + row + offsets, diff.to(diff_ptr.dtype.element_ty), mask=mask)
+        diff_sum += diff
+        lower_sum += lower
+    tl.store(mean_diff_ptr + tl.program_id(0), tl.sum(diff_sum) / pixels)
+    tl.store(mean_lower_ptr + tl.program_id(0), tl.sum(lower_sum) / pixels)
+
+
+@triton.jit
+def _fuse_kernel(out_ptr, diff_ptr, first_ptr, lower_scale_ptr, lower_copy_ptr, pixels, COPY_LOWER: tl.constexpr,
+                 BLOCK_P: tl.constexpr):
+    """Z = s·Y2 + β1·D over Y2 (``out_ptr``) for one (image, channel) row × pixel block."""
+    row = tl.program_id(0).to(tl.int64) * pixels
+    offsets = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    mask = offsets < pixels
+    lower = tl.load(out_ptr + row + offsets, mask=mask, other=0.0)
+    if COPY_LOWER:
+        tl.store(lower_copy_ptr + row + offsets, lower, mask=mask)
+    diff = tl.load(diff_ptr + row + offsets, mask=mask, other=0.0).to(tl.float32)
+    row_scale = tl.load(lower_scale_ptr + tl.program_id(0))
+    fused = lower.to(tl.float32) * row_scale + diff * tl.load(first_ptr + tl.program_id(0))
+    tl.store(out_ptr + row + offsets, fused.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def triton_cru_fuse(upper: torch.Tensor, out: torch.Tensor, weights: torch.Tensor, lower_copy, fuse: str) -> None:
+    """The CRU fuse in place: ``upper`` (Y1) becomes D = Y1 − Y2, ``out`` (Y2) becomes Z, ``weights``
+    (B×C for ``'paper'``, B×2C for ``'joint'``, fp32) the fuse weights, and ``lower_copy`` (``'joint'``)
+    a copy of Y2; all maps contiguous B×C×H'×W'."""
+    check_triton_device('SCConv', upper, out)
+    batch, channels = out.shape[:2]
+    pixels = out[0, 0].numel()
+    mean_diff = torch.empty((batch, channels), dtype=torch.float32, device=out.device)
+    mean_lower = torch.empty_like(mean_diff)
+    if out.numel():
+        _difference_and_means_kernel[(batch * channels,)](upper, out, mean_diff, mean_lower, pixels, BLOCK_P)
+    if fuse == 'paper':  # per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·D
+        first, lower_scale = torch.sigmoid(mean_diff, out=weights), torch.ones_like(mean_diff)
+    else:  # Z = β1·Y1 + β2·Y2 = (β1 + β2)·Y2 + β1·D, softmax over (S_D + S_Y2, S_Y2)
+        weights.copy_(torch.softmax(torch.cat([mean_diff + mean_lower, mean_lower], 1), dim=1))
+        first, second = weights.chunk(2, dim=1)
+        first, lower_scale = first.contiguous(), first + second
+    if out.numel():
+        _fuse_kernel[(batch * channels, triton.cdiv(pixels, BLOCK_P))](
+            out, upper, first, lower_scale, lower_copy if fuse == 'joint' else out, pixels, fuse == 'joint', BLOCK_P)
