@@ -115,9 +115,11 @@ GRADCHECK_CASES = [(0, solver, non_negative, mu, 4, False) for solver in SOLVERS
                          ids=['-'.join(map(str, (PROBLEM_IDS[c[0]], ) + c[1:])) for c in GRADCHECK_CASES])
 def test_fast_path_gradcheck(problem, solver, non_negative, mu, num_steps, recompute):
     x, weight, dictionary, step = make_problem(PROBLEMS[problem])
-    fn = lambda x, w: sparse_code(x, w, dictionary, step, 0.1, num_steps, solver,  # noqa: E731
-                                  non_negative, mu, recompute)
-    assert torch.autograd.gradcheck(fn, (x, weight))
+
+    def codes(x, w):
+        return sparse_code(x, w, dictionary, step, 0.1, num_steps, solver, non_negative, mu, recompute)
+
+    assert torch.autograd.gradcheck(codes, (x, weight))
 
 
 @pytest.mark.parametrize('problem', PROBLEMS, ids=PROBLEM_IDS)
@@ -627,9 +629,11 @@ def test_second_order_refused_fast_and_exact_reference():
     assert_second_order_refused(layer, [x], 'CSC')
     layer.impl = 'reference'
     weight = layer.weight.detach().clone()
-    fn = lambda x, w: sparse_code_reference(x, w, layer.dictionary, layer.step_size.double(),  # noqa: E731
-                                            0.1, 3)
-    assert torch.autograd.gradgradcheck(fn, (x.requires_grad_(), weight.requires_grad_()))
+
+    def codes(x, w):
+        return sparse_code_reference(x, w, layer.dictionary, layer.step_size.double(), 0.1, 3)
+
+    assert torch.autograd.gradgradcheck(codes, (x.requires_grad_(), weight.requires_grad_()))
 
 
 def test_channels_last_train_and_eval():
