@@ -1,9 +1,10 @@
-"""Corruptions (mmconv.utils.corruptions) and tools/analysis_tools/robustness.py."""
+"""Corruptions (mmconv.analysis.robustness.corruptions) and tools/analysis_tools/robustness.py."""
 import numpy as np
 import pytest
 import torch
 
-from mmconv.utils.corruptions import CORRUPTIONS, SEVERITIES, SEVERITY_PARAMS, corrupt, corrupt_array, defocus_kernel
+from mmconv.analysis.robustness.corruptions import (CORRUPTIONS, SDNET_NOISE_GRID, SEVERITIES, SEVERITY_PARAMS, corrupt,
+                                                    corrupt_array, defocus_kernel)
 from analysis_tool_helpers import NUM_VAL, load_tool
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -107,6 +108,20 @@ def test_numpy_layout_and_bad_arguments():
         corrupt_array(images.astype(np.float32), 'contrast', 1)
 
 
+def test_sdnet_grid_levels_use_their_parameters():
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    assert SDNET_NOISE_GRID['gaussian_noise'][-1] == 0.2 and len(SDNET_NOISE_GRID['speckle_noise']) == 6
+    assert SDNET_NOISE_GRID['shot_noise'] == (60, 54, 48, 42, 36, 30, 24, 18, 12, 6)
+    for level in (1, 10):
+        c = SDNET_NOISE_GRID['gaussian_noise'][level - 1]
+        noise = corrupt(flat, 'gaussian_noise', level, grid=SDNET_NOISE_GRID) - flat
+        assert abs(noise.std().item() - c) < 0.1 * c
+    with pytest.raises(ValueError, match=r'severity must be an integer in 1\.\.6 for speckle_noise'):
+        corrupt(flat, 'speckle_noise', 7, grid=SDNET_NOISE_GRID)
+    with pytest.raises(ValueError, match='corruption must be one of'):
+        corrupt(flat, 'contrast', 1, grid=SDNET_NOISE_GRID)
+
+
 # ------------------------------------------------------- the tool, end to end, on generated data
 def _read_csv(path):
     import csv
@@ -160,6 +175,60 @@ def test_lambda_sweep_writes_every_row_and_sparser_codes_for_larger_lambda(sdnet
                           mean_at_first, abs=1e-4)
     for name in ('accuracy_vs_severity.png', 'accuracy_vs_lambda.png'):
         assert min(Image.open(tmp_path / name).size) > 100
+
+
+def test_sdnet_preset_sweeps_its_grid_and_fits_the_best_lambda(sdnet_model, tmp_path):
+    """The preset, narrowed to two noises, three levels and three λ: every row, the best λ per level
+    read back from the sweep CSV, and the fit equal to numpy's on those points."""
+    from PIL import Image
+    config, checkpoint = sdnet_model
+    lambdas = ['0.05', '0.3', '1.5']
+    noises = ('gaussian_noise', 'speckle_noise')
+    load_tool('robustness').main([
+        config, checkpoint, '--preset', 'sdnet', '--corruptions', *noises, '--severities', '2', '6', '4',
+        '--lambdas', *lambdas, '--out-dir', str(tmp_path), '--device', 'cpu', '--no-progress'
+    ])
+    rows = _read_csv(tmp_path / 'robustness.csv')
+    assert {(r['corruption'], r['severity'], r['lam']) for r in rows} == (
+        {('clean', '0', lam) for lam in lambdas} | {(c, s, lam) for c in noises for s in '264' for lam in lambdas})
+    assert len(rows) == 7 * 3
+    for r in rows:
+        if r['corruption'] != 'clean':  # the SDNet grid's parameter of that level
+            assert float(r['param']) == SDNET_NOISE_GRID[r['corruption']][int(r['severity']) - 1]
+    best = _read_csv(tmp_path / 'best_lambda.csv')
+    fits = {f['corruption']: f for f in _read_csv(tmp_path / 'lambda_fit.csv')}
+    assert set(fits) == set(noises)
+    for noise in noises:
+        points = []
+        for severity in '264':
+            swept = [r for r in rows if r['corruption'] == noise and r['severity'] == severity]
+            winner = max(swept, key=lambda r: float(r['accuracy']))  # the first of equals, as the tool
+            row = next(b for b in best if b['corruption'] == noise and b['severity'] == severity)
+            assert row['best_lam'] == winner['lam'] and row['recon_error'] == winner['recon_error']
+            points.append((float(winner['recon_error']), float(winner['lam'])))
+        fit = fits[noise]
+        assert int(fit['num_points']) == 3
+        errors, best_lams = map(np.array, zip(*points))
+        if len(set(errors)) < 2:
+            assert fit['slope'] == ''
+        else:
+            slope, intercept = np.polyfit(errors, best_lams, 1)
+            assert float(fit['slope']) == pytest.approx(slope, rel=1e-4, abs=1e-6)
+            assert float(fit['intercept']) == pytest.approx(intercept, rel=1e-4, abs=1e-6)
+            assert 0.0 <= float(fit['r2']) <= 1.0 + 1e-9
+    for name in ('lambda_fit.png', 'accuracy_vs_lambda.png'):
+        with open(tmp_path / name, 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+        assert min(Image.open(tmp_path / name).size) > 100
+
+
+def test_sdnet_preset_refuses_a_cifar_c_folder_and_writes_nothing(sdnet_model, tmp_path):
+    config, checkpoint = sdnet_model
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('robustness').main([config, checkpoint, '--preset', 'sdnet', '--cifar-c', str(tmp_path),
+                                      '--out-dir', str(tmp_path / 'out'), '--no-progress'])
+    assert 'generates its noise grids' in str(exit_info.value.code)
+    assert not (tmp_path / 'out').exists()
 
 
 def test_cifar_c_folder_gives_what_generation_gives(sdnet_model, class_folders, tmp_path):

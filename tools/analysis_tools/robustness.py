@@ -6,35 +6,55 @@ clean test set. With --cifar-c DIR the published CIFAR-10-C / CIFAR-100-C files 
 (<corruption>.npy and labels.npy). For models with CSC layers, --lambdas sets the sparse-coding λ of
 all layers (or those matching --csc-layers) to each value in turn, SDNet's robust inference.
 
-Writes to --out-dir:
-    robustness.csv           corruption, severity, lam, accuracy (%), num_samples, code_density,
-                             recon_error (severity 0 = clean; for the selected CSC layers: the
-                             non-zero fraction of their codes and ‖x − A z‖ / ‖x‖ of their inputs)
+--preset sdnet reproduces SDNet's robust_inference.py: its four noises over its own grids (Gaussian
+σ 0.02-0.20 and impulse 0.03-0.30 in 10 levels, shot 60→6 in 10, speckle 0.1-0.6 in 6), λ of the
+first CSC layer swept over 0.1, 0.2, ..., 1.4, and the best λ of every noise level fitted against
+the reconstruction error (least squares, as np.polyfit). Any of --corruptions, --severities,
+--lambdas and --csc-layers narrows or replaces the preset's choice.
+
+Writes to --out-dir (all files or none):
+    robustness.csv           corruption, severity, param, lam, accuracy (%), num_samples, code_density,
+                             recon_error (severity 0 = clean; param: the generated corruption's
+                             parameter; for the selected CSC layers: the non-zero fraction of their
+                             codes and ‖x − A z‖ / ‖x‖ of their inputs)
     summary.csv              per corruption (and 'mean', 'clean') and λ: accuracy averaged over
                              severities, and whether that λ is the corruption's best
-    accuracy_vs_severity.png, and accuracy_vs_lambda.png with --lambdas
+    accuracy_vs_severity.png, and with --lambdas on CSC layers also
+    accuracy_vs_lambda.png
+    best_lambda.csv          per corruption and severity: the most accurate λ and its recon_error
+                             (--fit-error-at LAM: the error at that λ instead)
+    lambda_fit.csv           per corruption: best λ = slope · recon_error + intercept, R², points
+    lambda_fit.png           those points and lines
 
 Example:
     python tools/analysis_tools/robustness.py configs/sdnet/sdnet18_8xb16_cifar10.py ckpt.pth \
-        --lambdas 0.1 0.2 0.4 0.8 --csc-layers 'stem' --out-dir work_dirs/robustness
+        --preset sdnet --out-dir work_dirs/robustness
 """
 import argparse
 import csv
 import os
 import os.path as osp
+import re
+import shutil
 import sys
-from typing import List, Optional, Sequence
+import tempfile
+from typing import Callable, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine.config import DictAction
 
-from mmconv.analysis.robustness import CLEAN, evaluate_robustness, load_classifier, summarize
+from mmconv.analysis.robustness import (CLEAN, GRIDS, best_lambdas, evaluate_robustness, find_csc_layers,
+                                        fit_best_lambda, load_classifier, summarize)
 from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
-from mmconv.utils.corruptions import SEVERITIES
 
-ROW_FIELDS = ('corruption', 'severity', 'lam', 'accuracy', 'num_samples', 'code_density',
+ROW_FIELDS = ('corruption', 'severity', 'param', 'lam', 'accuracy', 'num_samples', 'code_density',
               'recon_error')
 SUMMARY_FIELDS = ('corruption', 'lam', 'accuracy', 'best')
+BEST_FIELDS = ('corruption', 'severity', 'param', 'best_lam', 'accuracy', 'recon_error')
+FIT_FIELDS = ('corruption', 'num_points', 'slope', 'intercept', 'r2')
+# SDNet's robust_inference.py: its noise grids, np.linspace(0.1, 1.4, 14), the first CSC layer only.
+PRESETS = {'sdnet': dict(grid='sdnet', lambdas=[round(0.1 * k, 1) for k in range(1, 15)], first_csc_layer=True)}
 
 # Mistakes in the command line or its files: reported in one line, without a traceback.
 USER_ERRORS = (FileNotFoundError, ValueError, UnsafeCheckpointError, CorruptCheckpointError)
@@ -48,10 +68,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--corruptions', nargs='+',
         help='corruptions to evaluate (default: all generated ones, or every file in --cifar-c)')
-    parser.add_argument('--severities', nargs='+', type=int, default=list(SEVERITIES),
-                        choices=SEVERITIES, help='severities, 1..5 (default: all)')
+    parser.add_argument('--severities', nargs='+', type=int,
+                        help='severities: 1..5 for CIFAR-10-C\'s, 1..10 for SDNet\'s grids (default: all)')
+    parser.add_argument('--preset', choices=sorted(PRESETS),
+                        help='sdnet: SDNet\'s noise grids, λ sweep and best-λ fit (see the module docstring)')
     parser.add_argument('--lambdas', nargs='+', type=float,
                         help='test-time λ values of the CSC layers to sweep')
+    parser.add_argument('--fit-error-at', type=float, metavar='LAM',
+                        help='fit the best λ against the reconstruction error at this swept λ (default: '
+                        'the error at the best λ, as SDNet\'s script)')
     parser.add_argument('--csc-layers', metavar='REGEX',
                         help='only CSC layers whose module name matches (re.search), e.g. "stem"')
     parser.add_argument('--cifar-c', metavar='DIR',
@@ -80,6 +105,20 @@ def write_csv(path: str, rows: Sequence[dict], fields: Sequence[str]) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({key: _format(row[key]) for key in fields})
+
+
+def write_all(out_dir: str, writers: Dict[str, Callable[[str], None]]) -> None:
+    """Write every file into a temporary folder next to ``out_dir``, then move them in: a failure
+    leaves ``out_dir`` as it was."""
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.robustness-', dir=out_dir)
+    try:
+        for name, write in writers.items():
+            write(osp.join(staging, name))
+        for name in writers:
+            os.replace(osp.join(staging, name), osp.join(out_dir, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _lam_label(lam) -> str:
@@ -159,6 +198,34 @@ def plot_accuracy_vs_lambda(rows: Sequence[dict], summary: Sequence[dict], path:
     plt.close(fig)
 
 
+def plot_lambda_fit(best: Sequence[dict], fits: Sequence[dict], path: str) -> None:
+    """Best λ against reconstruction error: one panel per corruption, its severities and the line."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    cols = min(4, len(fits))
+    nrows = -(-len(fits) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False)
+    for ax, fit in zip(axes.flat, fits):
+        points = [(b['recon_error'], b['best_lam']) for b in best if b['corruption'] == fit['corruption']]
+        ax.scatter(*zip(*points), s=14)
+        title = fit['corruption']
+        if fit['slope'] is not None:
+            errors = np.linspace(min(p[0] for p in points), max(p[0] for p in points), 20)
+            ax.plot(errors, fit['slope'] * errors + fit['intercept'], color='red', linewidth=1)
+            title += f' (R²={fit["r2"]:.2f})'
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel('reconstruction error ‖x − Az‖/‖x‖', fontsize=8)
+        ax.set_ylabel('best test-time λ', fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(fits):]:
+        ax.axis('off')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def report(summary: Sequence[dict], swept: bool) -> List[str]:
     """Readable lines: clean and mean corruption accuracy, and the best λ per corruption."""
     lines = []
@@ -176,23 +243,45 @@ def report(summary: Sequence[dict], swept: bool) -> List[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    preset = PRESETS.get(args.preset, {})
+    if preset and args.cifar_c:
+        sys.exit(f'robustness.py: error: --preset {args.preset} generates its noise grids; drop --cifar-c '
+                 'or the preset.')
+    grid = GRIDS[preset.get('grid', 'cifar-c')]
+    lambdas = args.lambdas or preset.get('lambdas')
     try:
         device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
         model, cfg = load_classifier(args.config, args.checkpoint, device, args.cfg_options)
+        csc_layers = args.csc_layers
+        if csc_layers is None and preset.get('first_csc_layer') and find_csc_layers(model):
+            csc_layers = f'^{re.escape(next(iter(find_csc_layers(model))))}$'
         rows = evaluate_robustness(
-            model, cfg, corruptions=args.corruptions, severities=args.severities,
-            lambdas=args.lambdas, csc_layers=args.csc_layers, cifar_c=args.cifar_c, seed=args.seed,
-            batch_size=args.batch_size, progress=not args.no_progress)
+            model, cfg, corruptions=args.corruptions, severities=args.severities, lambdas=lambdas,
+            csc_layers=csc_layers, cifar_c=args.cifar_c, seed=args.seed, batch_size=args.batch_size,
+            progress=not args.no_progress, grid=grid)
+        summary = summarize(rows)
+        swept_codes = bool(lambdas) and rows[0]['recon_error'] is not None
+        best = best_lambdas(rows, args.fit_error_at) if swept_codes else []
     except USER_ERRORS as error:
         sys.exit(f'robustness.py: error: {error}')
-    summary = summarize(rows)
-    os.makedirs(args.out_dir, exist_ok=True)
-    write_csv(osp.join(args.out_dir, 'robustness.csv'), rows, ROW_FIELDS)
-    write_csv(osp.join(args.out_dir, 'summary.csv'), summary, SUMMARY_FIELDS)
-    plot_accuracy_vs_severity(rows, osp.join(args.out_dir, 'accuracy_vs_severity.png'))
-    if args.lambdas:
-        plot_accuracy_vs_lambda(rows, summary, osp.join(args.out_dir, 'accuracy_vs_lambda.png'))
-    print('\n'.join(report(summary, bool(args.lambdas))))
+    writers = {
+        'robustness.csv': lambda path: write_csv(path, rows, ROW_FIELDS),
+        'summary.csv': lambda path: write_csv(path, summary, SUMMARY_FIELDS),
+        'accuracy_vs_severity.png': lambda path: plot_accuracy_vs_severity(rows, path),
+    }
+    fits = fit_best_lambda(best)
+    if swept_codes:
+        writers['accuracy_vs_lambda.png'] = lambda path: plot_accuracy_vs_lambda(rows, summary, path)
+        writers['best_lambda.csv'] = lambda path: write_csv(path, best, BEST_FIELDS)
+        writers['lambda_fit.csv'] = lambda path: write_csv(path, fits, FIT_FIELDS)
+        if fits:
+            writers['lambda_fit.png'] = lambda path: plot_lambda_fit(best, fits, path)
+    write_all(args.out_dir, writers)
+    print('\n'.join(report(summary, bool(lambdas))))
+    for fit in fits:
+        line = ('undetermined (fewer than two distinct errors)' if fit['slope'] is None else
+                f'best λ = {fit["slope"]:.4g} · recon_error + {fit["intercept"]:.4g} (R² {fit["r2"]:.3f})')
+        print(f'{fit["corruption"]}: {line}, {fit["num_points"]} severities')
     print(f'Results written to {args.out_dir}')
 
 

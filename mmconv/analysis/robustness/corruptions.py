@@ -14,6 +14,10 @@ under (``corruption``, ``severity``) comes from its own generator, seeded from
 (``seed``, corruption name, severity, ``index``) and run on the CPU. Corrupting a dataset in any
 order, batch size or device, or only part of it, gives the same pixels.
 
+SDNet's robust-inference script sweeps four of the noises over its own, harsher grids
+(:data:`SDNET_NOISE_GRID`); every function takes a ``grid`` (corruption → parameter per level) and
+its levels are numbered from 1 like the severities.
+
 Differences from the reference script: uint8 results are rounded (the published files truncate,
 which shifts them by half a grey level on average), and impulse noise draws its salt/pepper mask
 with torch instead of ``skimage.util.random_noise`` (same distribution: each value is replaced with
@@ -21,7 +25,7 @@ probability ``c``, by 0 or 1 with equal odds).
 """
 import math
 import zlib
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,13 +45,24 @@ SEVERITY_PARAMS: Dict[str, Tuple] = {
 CORRUPTIONS: Tuple[str, ...] = tuple(SEVERITY_PARAMS)
 SEVERITIES: Tuple[int, ...] = (1, 2, 3, 4, 5)
 
+# SDNet's robust_inference.py (Dai et al., NeurIPS 2022): the same formulas, levels 1..10 (speckle
+# 1..6) with these parameters, as numpy prints its grids.
+SDNET_NOISE_GRID: Dict[str, Tuple] = {
+    'gaussian_noise': tuple(round(0.02 * k, 2) for k in range(1, 11)),  # 0.02 … 0.20
+    'shot_noise': tuple(60 - 6 * k for k in range(10)),  # 60, 54 … 6
+    'speckle_noise': tuple(round(0.1 * k, 1) for k in range(1, 7)),  # 0.1 … 0.6
+    'impulse_noise': tuple(round(0.03 * k, 2) for k in range(1, 11)),  # 0.03 … 0.30
+}
+GRIDS: Dict[str, Mapping[str, Tuple]] = {'cifar-c': SEVERITY_PARAMS, 'sdnet': SDNET_NOISE_GRID}
 
-def check_corruption(corruption: str, severity: int) -> None:
-    """Raise ``ValueError`` for an unknown corruption name or a severity outside 1..5."""
-    if corruption not in SEVERITY_PARAMS:
-        raise ValueError(f'corruption must be one of {", ".join(CORRUPTIONS)}, got {corruption!r}.')
-    if severity not in SEVERITIES:
-        raise ValueError(f'severity must be an integer in 1..5, got {severity!r}.')
+
+def check_corruption(corruption: str, severity: int, grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> None:
+    """Raise ``ValueError`` for a corruption the grid lacks or a severity outside its levels."""
+    if corruption not in grid:
+        raise ValueError(f'corruption must be one of {", ".join(grid)}, got {corruption!r}.')
+    if severity not in range(1, len(grid[corruption]) + 1):
+        raise ValueError(f'severity must be an integer in 1..{len(grid[corruption])} for {corruption}, '
+                         f'got {severity!r}.')
 
 
 def stream_seed(seed: int, corruption: str, severity: int, index: int) -> int:
@@ -142,23 +157,25 @@ def corrupt(images: torch.Tensor,
             corruption: str,
             severity: int,
             seed: int = 0,
-            indices: Optional[Sequence[int]] = None) -> torch.Tensor:
+            indices: Optional[Sequence[int]] = None,
+            grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> torch.Tensor:
     """Apply one corruption at one severity to a batch of images.
 
     Args:
         images: (N, C, H, W) tensor, either uint8 in 0..255 or floating point in [0, 1]. The
             corruptions treat channels alike, so RGB and BGR give the same result.
-        corruption: one of :data:`CORRUPTIONS`.
-        severity: 1 (mildest) to 5.
+        corruption: one of the grid's corruptions (:data:`CORRUPTIONS` by default).
+        severity: 1 (mildest) to the grid's number of levels (5 for CIFAR-10-C's).
         seed: base seed of the noise.
         indices: the dataset index of every image, which selects its noise stream; defaults to
             ``0..N-1``. Pass the true indices to get results independent of batching.
+        grid: the parameter of each level per corruption (:data:`GRIDS`).
 
     Returns:
         The corrupted images, clipped to the valid range, with the dtype and device of ``images``
         (uint8 results are rounded).
     """
-    check_corruption(corruption, severity)
+    check_corruption(corruption, severity, grid)
     if images.dim() != 4:
         raise ValueError(f'images must be a (N, C, H, W) tensor, got shape {tuple(images.shape)}.')
     indices = range(images.shape[0]) if indices is None else indices
@@ -167,7 +184,7 @@ def corrupt(images: torch.Tensor,
                          f'{images.shape[0]} images.')
     is_uint8 = images.dtype == torch.uint8
     x = images.float() / 255 if is_uint8 else images
-    param = SEVERITY_PARAMS[corruption][severity - 1]
+    param = grid[corruption][severity - 1]
     if corruption in _NOISES:
         noise = _NOISES[corruption]
         cpu = x.detach().cpu()
@@ -198,16 +215,17 @@ def corrupt_array(images: np.ndarray,
     return corrupt(tensor, corruption, severity, seed, indices).permute(0, 2, 3, 1).numpy()
 
 
-def resolve_corruptions(names: Optional[Union[str, Sequence[str]]]) -> Tuple[str, ...]:
-    """Expand ``None`` or ``'all'`` to :data:`CORRUPTIONS` and check the names of a selection."""
+def resolve_corruptions(names: Optional[Union[str, Sequence[str]]],
+                        grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> Tuple[str, ...]:
+    """Expand ``None`` or ``'all'`` to the grid's corruptions and check the names of a selection."""
     if names is None or names == 'all' or list(names) == ['all']:
-        return CORRUPTIONS
+        return tuple(grid)
     for name in names:
-        check_corruption(name, 1)
+        check_corruption(name, 1, grid)
     return tuple(names)
 
 
 __all__ = [
-    'CORRUPTIONS', 'SEVERITIES', 'SEVERITY_PARAMS', 'check_corruption', 'corrupt', 'corrupt_array',
-    'defocus_kernel', 'gaussian_kernel1d', 'resolve_corruptions', 'stream_seed'
+    'CORRUPTIONS', 'GRIDS', 'SDNET_NOISE_GRID', 'SEVERITIES', 'SEVERITY_PARAMS', 'check_corruption', 'corrupt',
+    'corrupt_array', 'defocus_kernel', 'gaussian_kernel1d', 'resolve_corruptions', 'stream_seed'
 ]
