@@ -211,17 +211,17 @@ class Reconstructions:
     """Stage outputs of a backbone and their decodings to the input space.
 
     ``features`` maps ``'stage<i>'`` to B × C × H × W outputs. ``decoded`` maps ``'stem'`` (the
-    first CSC layer's code, through the BatchNorm that follows it) and ``'stage<i>'`` to
-    B × C_in × H × W reconstructions; ``failures`` maps the names that could not be decoded to the
-    reason.
+    first CSC layer's code, through the BatchNorm that follows it), ``'csc<k>'`` (the k-th CSC
+    layer's code, when asked for) and ``'stage<i>'`` to B × C_in × H × W reconstructions;
+    ``failures`` maps the names that could not be decoded to the reason.
     """
     features: Dict[str, torch.Tensor]
     decoded: Dict[str, torch.Tensor]
     failures: Dict[str, str]
 
 
-def reconstruct(backbone: nn.Module, inputs: torch.Tensor,
-                stages: Optional[Sequence[int]] = None) -> Reconstructions:
+def reconstruct(backbone: nn.Module, inputs: torch.Tensor, stages: Optional[Sequence[int]] = None,
+                layers: Optional[Sequence[int]] = None) -> Reconstructions:
     """Run ``backbone`` on ``inputs`` and decode the stem code and each stage output to pixels.
 
     Decoding succeeds where the path from the input is a chain of CSC layers and BatchNorms, as in
@@ -231,6 +231,11 @@ def reconstruct(backbone: nn.Module, inputs: torch.Tensor,
         backbone: in eval mode; ResNet-style backbones are made to return every stage.
         inputs: B × C × H × W, normalised as the backbone expects.
         stages: stage indices to keep (default all returned).
+        layers: CSC layers, numbered from 1 in execution order, whose codes to decode too (SDNet's
+            figure shows layers 1, 3 and 5).
+
+    Raises:
+        ValueError: a layer number outside 1 … the number of CSC layers.
     """
     with every_stage_output(backbone) as expanded:
         trace = trace_codes(backbone, inputs)
@@ -242,8 +247,13 @@ def reconstruct(backbone: nn.Module, inputs: torch.Tensor,
     features, decoded, failures = {}, {}, {}
     targets = []
     csc = trace.csc_indices()
+    bad = [k for k in layers or () if not 1 <= k <= len(csc)]
+    if bad:
+        names = ', '.join(trace.records[i].name for i in csc) or 'none'
+        raise ValueError(f'CSC layers are numbered 1..{len(csc)} in execution order ({names}); got {bad}.')
     if csc:
         targets.append(('stem', trace.decoded_code_index(csc[0])))
+    targets += [(f'csc{k}', trace.decoded_code_index(csc[k - 1])) for k in layers or ()]
     for stage, output in zip(indices, outputs):
         if stages is not None and stage not in stages:
             continue

@@ -107,6 +107,28 @@ def _trained_stem(x, steps):
     return stem
 
 
+def test_chosen_layers_decode_through_their_own_dictionaries():
+    torch.manual_seed(0)
+    net = nn.Sequential(CSCConv2d(3, 8, 3), nn.BatchNorm2d(8), CSCConv2d(8, 6, 3), nn.BatchNorm2d(6))
+    x = torch.randn(2, 3, 9, 9)
+    _fit_running_stats(net, x)
+    codes = {}
+    hooks = [net[i].register_forward_hook(lambda m, a, out, i=i: codes.__setitem__(i, out)) for i in (0, 2)]
+    result = reconstruct(net, x, layers=[1, 2])
+    for hook in hooks:
+        hook.remove()
+    with torch.no_grad():  # layer 1: A₁ z₁; layer 2: A₁ B₁⁻¹ A₂ z₂, B₁⁻¹ written out
+        bn = net[1]
+        scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps))[:, None, None]
+        mean, shift = bn.running_mean[:, None, None], bn.bias[:, None, None]
+        through_bn = (net[2].decode(codes[2], (9, 9)) - shift) / scale + mean
+        expected = {'csc1': net[0].decode(codes[0], (9, 9)), 'csc2': net[0].decode(through_bn, (9, 9))}
+    for name, want in expected.items():
+        torch.testing.assert_close(result.decoded[name], want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r'numbered 1\.\.2 in execution order \(0, 2\); got \[3\]'):
+        reconstruct(net, x, layers=[3])
+
+
 def test_trained_stem_decodes_closer_to_the_input_than_a_random_dictionary():
     train, held_out = _smooth_images(16, seed=0), _smooth_images(8, seed=1)
     errors = {}
@@ -149,6 +171,13 @@ def test_tool_decodes_every_stage_of_sdnet_all_without_shortcut(sdnet_all_model,
     for target in ('stem', 'stage0', 'stage1', 'stage2', 'stage3'):
         assert f'{target}: relative reconstruction error' in printed
     assert 'not decoded' not in printed
+    tool = load_tool('visualize_features')
+    tool.main([config, checkpoint, images[0], '--layers', '1', '3', '5', '--out-dir', str(tmp_path / 'layers')])
+    printed = capsys.readouterr().out
+    assert all(f'csc{k}: relative reconstruction error' in printed for k in (1, 3, 5))
+    with pytest.raises(SystemExit, match='CSC layers are numbered 1..'):
+        tool.main([config, checkpoint, images[0], '--layers', '99', '--out-dir', str(tmp_path / 'bad')])
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_tool_shows_features_of_any_backbone(plain_model, sdnet_model, class_folders, tmp_path,

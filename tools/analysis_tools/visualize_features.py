@@ -5,7 +5,8 @@ channels, each min-max scaled, in a grid. When the backbone has CSC layers, the 
 stage whose path from the input is a chain of CSC layers and BatchNorms (SDNet-18-all without
 shortcut) are decoded back to the input space through the dictionaries, BatchNorms undone with their
 running statistics (see mmconv.analysis.csc_decode), and ``<image>_reconstructions.png`` shows the
-input beside them; ``reconstructions.png`` stacks all images.
+input beside them; ``reconstructions.png`` stacks all images. ``--layers 1 3 5`` also decodes the
+codes of those CSC layers (numbered from 1 in execution order), as SDNet's figure shows them.
 
 Example:
     python tools/analysis_tools/visualize_features.py CONFIG CHECKPOINT \
@@ -39,6 +40,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
     parser.add_argument('--out-dir', default='work_dirs/features', help='where PNGs go')
     parser.add_argument('--stages', nargs='+', type=int, help='stage indices (default: all)')
+    parser.add_argument('--layers', nargs='+', type=int, metavar='K',
+                        help='also decode the codes of these CSC layers (1 = the first in execution order)')
     parser.add_argument('--max-channels', type=int, default=32, help='channels per feature grid')
     parser.add_argument('--equalize', action='store_true',
                         help='histogram-equalise reconstructions per channel (as SDNet shows them)')
@@ -132,9 +135,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         model, cfg = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
         inputs, _ = load_images(model, cfg, args.images)
+        result = reconstruct(model.backbone, inputs, args.stages, args.layers)
     except USER_ERRORS as error:
         sys.exit(f'visualize_features.py: error: {error}')
-    result = reconstruct(model.backbone, inputs, args.stages)
     preprocessor = model.data_preprocessor
     mean, std = getattr(preprocessor, 'mean', None), getattr(preprocessor, 'std', None)
     os.makedirs(args.out_dir, exist_ok=True)
