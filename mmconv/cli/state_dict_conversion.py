@@ -17,11 +17,12 @@ import re
 import sys
 import tempfile
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+from mmengine.config import DictAction
 
-from mmconv.analysis.config import build_model, load_config
+from mmconv.analysis.config import ConfigOptionError, build_model, load_config
 from mmconv.engine.checkpoint import safe_torch_load
 
 __all__ = ['ConversionError', 'converter_main', 'KeyRule', 'unwrap_state_dict', 'load_source_state_dict',
@@ -152,19 +153,23 @@ def save_converted(state_dict: Mapping[str, torch.Tensor], path: str,
         raise
 
 
-def model_state_dict(config: str) -> Dict[str, torch.Tensor]:
-    """The state dict of the (randomly initialised) model a config describes."""
-    return build_model(load_config(config)).state_dict()
+def model_state_dict(config: str, cfg_options: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+    """The state dict of the (randomly initialised) model a config (with ``cfg_options``) describes."""
+    return build_model(load_config(config, cfg_options)).state_dict()
 
 
-def convert_checkpoint(src: str, dst: str, convert, source: str,
-                       config: Optional[str] = None) -> 'OrderedDict[str, torch.Tensor]':
+def convert_checkpoint(src: str, dst: str, convert, source: str, config: Optional[str] = None,
+                       cfg_options: Optional[dict] = None,
+                       hint: Optional[Callable[[Mapping, Mapping], Optional[str]]] = None
+                       ) -> 'OrderedDict[str, torch.Tensor]':
     """Read ``src``, convert its state dict with ``convert``, check it against ``config``'s
-    model when given, and write it to ``dst``; ``source`` names the format in the meta.
+    model (with ``cfg_options``) when given, and write it to ``dst``; ``source`` names the format
+    in the meta.
 
     Raises:
         ConversionError: listing, together, the source keys no rule knows and (with ``config``)
-            the keys the model misses or does not have and the shape mismatches. Nothing is
+            the keys the model misses or does not have and the shape mismatches, followed by what
+            ``hint`` (given the converted and the model's state dicts) says to do. Nothing is
             written then.
     """
     source_state = load_source_state_dict(src)
@@ -177,35 +182,51 @@ def convert_checkpoint(src: str, dst: str, convert, source: str,
         # Convert what the rules know, so that the report also names what the model misses.
         problems.append(str(err))
         state_dict = convert({k: v for k, v in source_state.items() if k not in err.unknown})
-    if config is not None:
+    expected = model_state_dict(config, cfg_options) if config is not None else None
+    if expected is not None:
         try:
-            check_against(state_dict, model_state_dict(config))
+            check_against(state_dict, expected)
         except ConversionError as err:
             problems.append(str(err))
+    advice = hint(state_dict, expected) if problems and hint is not None and expected is not None else None
     if problems:
-        raise ConversionError('\n'.join(problems))
+        raise ConversionError('\n'.join(problems + ([advice] if advice else [])))
     meta = dict(source=source, converted_from=osp.basename(src))
     if config is not None:
         meta['config'] = config
+    if cfg_options:
+        meta['cfg_options'] = dict(cfg_options)
     save_converted(state_dict, dst, meta)
     return state_dict
 
 
-def converter_main(convert, source: str, src_help: str) -> None:
-    """Command line of the ``tools/model_converters`` scripts: ``SRC DST [--config CONFIG]``.
+def converter_main(convert, source: str, src_help: str,
+                   hint: Optional[Callable[[Mapping, Mapping], Optional[str]]] = None) -> None:
+    """Command line of the ``tools/model_converters`` scripts:
+    ``SRC DST [--config CONFIG [--cfg-options KEY=VALUE ...]]``. A refusal prints one ``error:``
+    message (the offending keys listed) and exits with status 2.
 
     Args:
         convert: Maps a source state dict to an mmconv one.
         source (str): The checkpoint format, as recorded in the meta and shown in ``--help``.
         src_help (str): What SRC is.
+        hint: What to do when the check against ``--config`` fails, read off the converted and the
+            model's state dicts (None: nothing to add).
     """
     parser = argparse.ArgumentParser(description=f'Convert a checkpoint of {source} for mmconv.')
     parser.add_argument('src', help=src_help)
     parser.add_argument('dst', help='where to write the mmconv checkpoint')
     parser.add_argument('--config', help='mmconv config whose model must accept every key')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override entries of --config (+KEY=VALUE adds a constructor argument the '
+                        'config leaves at its default, e.g. +model.backbone.stem_kernel=7)')
     args = parser.parse_args()
+    if args.cfg_options and not args.config:
+        print('error: --cfg-options changes the model of --config; give --config too.', file=sys.stderr)
+        sys.exit(2)
     try:
-        state_dict = convert_checkpoint(args.src, args.dst, convert, source, args.config)
-    except ConversionError as err:
-        sys.exit(f'error: {args.src}: {err}')
+        state_dict = convert_checkpoint(args.src, args.dst, convert, source, args.config, args.cfg_options, hint)
+    except (ConversionError, ConfigOptionError, FileNotFoundError) as err:
+        print(f'error: {args.src}: {err}', file=sys.stderr)
+        sys.exit(2)
     print(f'Wrote {len(state_dict)} tensors to {args.dst}')

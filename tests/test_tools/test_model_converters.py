@@ -58,17 +58,17 @@ def stages(backbone):
 
 
 # ---------------------------------------------------------------- official layouts, by walking
-def rednet_official(model) -> Pairs:
-    """mmcls 0.x RedNet: ConvModule stem, involution (conv1 = ConvModule 1×1 + BN + ReLU, conv2 =
-    ConvModule 1×1 with bias), bottlenecks conv1/bn1/conv2/bn2/conv3/bn3/downsample."""
-    backbone = model.backbone
+def involution(prefix, inv) -> Pairs:
+    """An official involution: conv1 = ConvModule 1×1 + BN + ReLU, conv2 = ConvModule 1×1 with bias."""
+    yield f'{prefix}.conv1.conv.weight', inv.conv1.conv.weight
+    yield from bn(f'{prefix}.conv1.bn', inv.conv1.bn)
+    yield f'{prefix}.conv2.conv.weight', inv.conv2.conv.weight
+    yield f'{prefix}.conv2.conv.bias', inv.conv2.conv.bias
 
-    def involution(prefix, inv):
-        yield f'{prefix}.conv1.conv.weight', inv.conv1.conv.weight
-        yield from bn(f'{prefix}.conv1.bn', inv.conv1.bn)
-        yield f'{prefix}.conv2.conv.weight', inv.conv2.conv.weight
-        yield f'{prefix}.conv2.conv.bias', inv.conv2.conv.bias
 
+def rednet_backbone_official(backbone) -> Pairs:
+    """mmcls 0.x / mmdet 2.x RedNet: ConvModule stem, involution bottlenecks
+    conv1/bn1/conv2/bn2/conv3/bn3/downsample."""
     for index in (0, 4):
         yield f'backbone.stem.{index}.conv.weight', backbone.stem[index].conv.weight
         yield from bn(f'backbone.stem.{index}.bn', backbone.stem[index].bn)
@@ -85,8 +85,64 @@ def rednet_official(model) -> Pairs:
             if block.downsample is not None:
                 yield f'{prefix}.downsample.0.weight', block.downsample[0].weight
                 yield from bn(f'{prefix}.downsample.1', block.downsample[1])
+
+
+def rednet_official(model) -> Pairs:
+    """mmcls 0.x RedNet classifier: the backbone and ``head.fc``."""
+    yield from rednet_backbone_official(model.backbone)
     yield 'head.fc.weight', model.head.fc.weight
     yield 'head.fc.bias', model.head.fc.bias
+
+
+def conv_with_bias(prefix, conv) -> Pairs:
+    yield f'{prefix}.weight', conv.weight
+    yield f'{prefix}.bias', conv.bias
+
+
+def rednet_detector_official(model) -> Pairs:
+    """The involution repository's mmdet 2.x detectors, from its notes: FPN (``FPN_involution``: each
+    ``fpn_convs[i]`` of the used levels an involution itself; RetinaNet's extra stride-2 levels stay
+    ConvModules), RPNHead (``RPNHead_involution``: ``rpn_conv`` an involution), Shared2FC bbox head,
+    FCNMaskHead (``FCNMaskHead_involution``: ``convs[i]`` = Sequential(involution, ReLU)), RetinaHead."""
+    from mmconv.ops import Involution
+    yield from rednet_backbone_official(model.backbone)
+    neck = model.neck
+    for i, lateral in enumerate(neck.lateral_convs):
+        yield from conv_with_bias(f'neck.lateral_convs.{i}.conv', lateral.conv)
+    for i, output in enumerate(neck.fpn_convs):
+        if isinstance(output.conv, Involution):
+            yield from involution(f'neck.fpn_convs.{i}', output.conv)
+        else:
+            yield from conv_with_bias(f'neck.fpn_convs.{i}.conv', output.conv)
+    if hasattr(model, 'rpn_head'):
+        head = model.rpn_head
+        if isinstance(head.rpn_conv, Involution):
+            yield from involution('rpn_head.rpn_conv', head.rpn_conv)
+        else:
+            yield from conv_with_bias('rpn_head.rpn_conv', head.rpn_conv)
+        for name in ('rpn_cls', 'rpn_reg'):
+            yield from conv_with_bias(f'rpn_head.{name}', getattr(head, name))
+        bbox = model.roi_head.bbox_head
+        for j, fc in enumerate(bbox.shared_fcs):
+            yield from conv_with_bias(f'roi_head.bbox_head.shared_fcs.{j}', fc)
+        for name in ('fc_cls', 'fc_reg'):
+            yield from conv_with_bias(f'roi_head.bbox_head.{name}', getattr(bbox, name))
+        if getattr(model.roi_head, 'mask_head', None) is not None:
+            mask = model.roi_head.mask_head
+            for i, conv in enumerate(mask.convs):
+                if isinstance(conv.conv, Involution):
+                    yield from involution(f'roi_head.mask_head.convs.{i}.0', conv.conv)
+                else:
+                    yield from conv_with_bias(f'roi_head.mask_head.convs.{i}.conv', conv.conv)
+            for name in ('upsample', 'conv_logits'):
+                yield from conv_with_bias(f'roi_head.mask_head.{name}', getattr(mask, name))
+    else:
+        head = model.bbox_head
+        for branch in ('cls_convs', 'reg_convs'):
+            for i, conv in enumerate(getattr(head, branch)):
+                yield from conv_with_bias(f'bbox_head.{branch}.{i}.conv', conv.conv)
+        for name in ('retina_cls', 'retina_reg'):
+            yield from conv_with_bias(f'bbox_head.{name}', getattr(head, name))
 
 
 def sccnet_official(model) -> Pairs:
@@ -205,6 +261,64 @@ def test_conversion_is_a_bijection_onto_the_model(case):
         torch.testing.assert_close(converted_model(x), direct(x), rtol=0, atol=0)
 
 
+DETECTORS = ['faster-rcnn_rednet50_fpn_1x_coco', 'faster-rcnn_rednet50_involution-fpn_1x_coco',
+             'faster-rcnn_rednet50_involution-fpn_involution-head_1x_coco', 'mask-rcnn_rednet50_fpn_1x_coco',
+             'mask-rcnn_rednet50_involution-fpn_1x_coco', 'mask-rcnn_rednet50_involution-fpn_involution-head_1x_coco',
+             'retinanet_rednet50_fpn_1x_coco', 'retinanet_rednet50_involution-fpn_1x_coco']
+SEVEN_BY_SEVEN_STEM = {'+model.backbone.stem_kernel': 7}  # the official detection backbones'
+
+
+def build_detector(name: str, cfg_options=SEVEN_BY_SEVEN_STEM) -> torch.nn.Module:
+    from mmconv.analysis.config import build_model, load_config
+    return build_model(load_config(osp.join(REPO_ROOT, 'configs', 'rednet', f'{name}.py'), cfg_options)).eval()
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_official_coco_checkpoints_convert_bijectively(name):
+    pytest.importorskip('mmdet')
+    converter = load_converter('rednet')
+    direct = build_detector(name)
+    official, targets = official_checkpoint(rednet_detector_official(direct))
+    assert official['backbone.stem.1.conv2.conv.weight'].shape == (49 * 2, 8, 1, 1)  # the 7×7 stem
+    with torch.no_grad():
+        for key, tensor in official.items():
+            targets[key].copy_(tensor)
+    converted_model = build_detector(name)
+    converted_model.load_state_dict(converter.convert(official), strict=True)
+    direct_state, converted_state = direct.state_dict(), converted_model.state_dict()
+    assert direct_state.keys() == converted_state.keys()
+    for key in direct_state:
+        torch.testing.assert_close(converted_state[key], direct_state[key], rtol=0, atol=0)
+
+
+def test_coco_checkpoint_refused_by_the_wrong_config_with_what_to_do(tmp_path, monkeypatch, capsys):
+    pytest.importorskip('mmdet')
+    converter = load_converter('rednet')
+    official, _ = official_checkpoint(rednet_detector_official(
+        build_detector('faster-rcnn_rednet50_involution-fpn_1x_coco')))
+    src, dst = tmp_path / 'faster_rcnn_red50_neck_fpn_1x_coco.pth', tmp_path / 'out.pth'
+    torch.save(dict(state_dict=official), src)
+    config = osp.join(REPO_ROOT, 'configs', 'rednet', 'faster-rcnn_rednet50_fpn_1x_coco.py')  # a conv FPN
+    with pytest.raises(SystemExit) as exit_info:
+        _run_main(converter, [str(src), str(dst), '--config', config, '--cfg-options',
+                              '+model.backbone.stem_kernel=7'], monkeypatch)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert re.search(r'missing .*\(8\):\n\s+neck\.fpn_convs\.0\.conv\.weight', message)
+    assert 'neck.fpn_convs.0.conv.conv1.conv.weight' in message and not dst.exists()
+    # The right config without the 7×7 stem: the shape check says what to add.
+    config = osp.join(REPO_ROOT, 'configs', 'rednet', 'faster-rcnn_rednet50_involution-fpn_1x_coco.py')
+    with pytest.raises(SystemExit):
+        _run_main(converter, [str(src), str(dst), '--config', config], monkeypatch)
+    message = capsys.readouterr().err
+    assert 'backbone.stem.1.conv2.conv.weight: checkpoint (98, 8, 1, 1), model (18, 8, 1, 1)' in message
+    assert 'add --cfg-options +model.backbone.stem_kernel=7' in message and not dst.exists()
+    _run_main(converter, [str(src), str(dst), '--config', config, '--cfg-options', '+model.backbone.stem_kernel=7'],
+              monkeypatch)
+    saved = torch.load(dst, weights_only=True)
+    assert saved['meta']['cfg_options'] == SEVEN_BY_SEVEN_STEM and len(saved['state_dict']) == len(official)
+
+
 def test_official_shapes_from_the_notes():
     """Spot checks of the official shapes the converted tensors must have."""
     sccnet = dict(sccnet_official(build('sccnet/sccnet34-scc5x5_1xb128_in1k.py')))
@@ -282,7 +396,8 @@ def test_cli_reports_missing_and_unexpected_keys(tmp_path, monkeypatch, capsys):
         _run_main(converter,
                   [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)],
                   monkeypatch)
-    message = str(exit_info.value)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
     assert re.search(r'missing .*\(1\):\n\s+backbone\.layer2\.0\.bn3\.running_var', message)
     assert re.search(r'unexpected .*\(1\):\n\s+backbone\.layer1\.0\.conv2\.conv1\.conv\.bias',
                      message)
