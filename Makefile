@@ -20,6 +20,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m flake8 mmconv tools tests demo configs
 	$(PY) -m isort --check-only --quiet mmconv tools tests demo configs
+	$(PY) -m yapf --diff --recursive --parallel mmconv tools tests demo configs
 	$(PY) -m codespell_lib mmconv tools tests demo configs docs README.md CHANGELOG.md
 
 test: lint

@@ -70,11 +70,10 @@ def parse_args(argv=None):
     parser.add_argument('--kernel-size', type=int, default=17, help='atom length (default 17)')
     parser.add_argument('--noise-std', type=float, default=0.5, help='noise std (default 0.5)')
     parser.add_argument('--lr', type=float, default=0.01, help='Adam learning rate (default 0.01)')
-    parser.add_argument('--print-every', type=int, default=50,
-                        help='steps between loss lines (default 50)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='intra-op threads (default 1: the tensors are too small to gain from '
-                        'more, and on busy cores more threads mostly wait)')
+    parser.add_argument('--print-every', type=int, default=50, help='steps between loss lines (default 50)')
+    parser.add_argument(
+        '--threads', type=int, default=1, help='intra-op threads (default 1: the tensors are too small to gain from '
+        'more, and on busy cores more threads mostly wait)')
     parser.add_argument('--seed', type=int, default=0, help='seed of data and weights (default 0)')
     args = parser.parse_args(argv)
     for name in ('steps', 'batch_size', 'length', 'atoms', 'kernel_size', 'print_every', 'threads'):

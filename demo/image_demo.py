@@ -47,8 +47,7 @@ def parse_args(argv=None):
     parser.add_argument('img', help='image file')
     parser.add_argument('config', help='mmpretrain or mmdet config file')
     parser.add_argument('checkpoint', help='checkpoint file (loaded strictly)')
-    parser.add_argument('--out-file', required=True,
-                        help=f'the picture to write ({", ".join(PICTURE_SUFFIXES)})')
+    parser.add_argument('--out-file', required=True, help=f'the picture to write ({", ".join(PICTURE_SUFFIXES)})')
     parser.add_argument('--device', default='cpu', help='device to run on (default cpu)')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detectors: draw boxes scoring at least this (default 0.3)')
@@ -83,8 +82,7 @@ def main(argv=None):
     except RuntimeError as error:  # mmengine's strict loading lists the keys that do not fit
         fail(f'{args.checkpoint} does not fit the model of {args.config}: '
              f'{mismatch_summary(error)}.')
-    picture = draw_predictions(inferencer, image, predict(inferencer, image), topk=args.topk,
-                               score_thr=args.score_thr)
+    picture = draw_predictions(inferencer, image, predict(inferencer, image), topk=args.topk, score_thr=args.score_thr)
     mmcv.imwrite(picture[..., ::-1], args.out_file)
     print(f'Wrote {args.out_file}.')
 

@@ -31,15 +31,13 @@ def parse_args():
         '--allow-partial', action='store_true',
         help='evaluate a checkpoint whose keys or shapes do not all fit the model, loading only '
         'those that fit; without it, such a checkpoint is refused')
-    parser.add_argument(
-        '--check-images', action='store_true',
-        help='decode every image of the test set before testing (reads them all once)')
+    parser.add_argument('--check-images', action='store_true',
+                        help='decode every image of the test set before testing (reads them all once)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override config entries, e.g. test_dataloader.batch_size=8; a key the config '
         f'does not have is refused unless prefixed with {NEW_KEY_PREFIX}')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -47,8 +45,7 @@ def parse_args():
 
 
 def add_prediction_dump(cfg, out_file: str) -> None:
-    dump = dict(type='DumpDetResults' if task_of(cfg) == 'det' else 'DumpResults',
-                out_file_path=out_file)
+    dump = dict(type='DumpDetResults' if task_of(cfg) == 'det' else 'DumpResults', out_file_path=out_file)
     evaluators = cfg.test_evaluator
     cfg.test_evaluator = [*evaluators, dump] if isinstance(evaluators, list) else [evaluators, dump]
 

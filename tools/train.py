@@ -31,29 +31,24 @@ def parse_args():
     parser = ToolArgumentParser(description='Train a model with mmconv.')
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
-    parser.add_argument(
-        '--resume', nargs='?', const='auto', metavar='CHECKPOINT',
-        help='resume from CHECKPOINT, or from the latest one in the work dir if none is given')
-    parser.add_argument(
-        '--amp', action='store_true',
-        help='automatic mixed precision: fp16 with loss scaling on CUDA, bf16 autocast on a CPU')
-    parser.add_argument(
-        '--auto-scale-lr', action='store_true',
-        help='scale the lr by (total batch size / auto_scale_lr.base_batch_size)')
+    parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
+                        help='resume from CHECKPOINT, or from the latest one in the work dir if none is given')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision: fp16 with loss scaling on CUDA, bf16 autocast on a CPU')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by (total batch size / auto_scale_lr.base_batch_size)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument(
         '--allow-partial', action='store_true',
         help='let load_from load only the checkpoint keys that fit the model (fine-tuning with '
         'another head); without it, a checkpoint that does not fit is refused')
-    parser.add_argument(
-        '--check-images', action='store_true',
-        help='decode every image of the datasets before training (reads them all once)')
+    parser.add_argument('--check-images', action='store_true',
+                        help='decode every image of the datasets before training (reads them all once)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override config entries, e.g. train_dataloader.batch_size=8; a key the config '
         f'does not have is refused unless prefixed with {NEW_KEY_PREFIX}')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -81,9 +76,8 @@ def checked_config(args) -> Config:
         cfg.optim_wrapper.type = 'CPUBF16AutocastOptimWrapper'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise ToolInputError(
-                '--auto-scale-lr needs auto_scale_lr.base_batch_size in the config; '
-                'set it to the total batch size the lr was tuned for.')
+            raise ToolInputError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config; '
+                                 'set it to the total batch size the lr was tuned for.')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
@@ -111,8 +105,7 @@ def main():
     try:
         cfg = checked_config(args)
         # Rank 0 holds the lock for a distributed run, until its process ends.
-        lock = (hold_work_dir_lock(cfg.work_dir) if launch_rank(args.launcher) == 0 else
-                nullcontext())
+        lock = (hold_work_dir_lock(cfg.work_dir) if launch_rank(args.launcher) == 0 else nullcontext())
     except REFUSED_INPUT_ERRORS as err:
         refuse(str(err))
     with lock:

@@ -2,5 +2,4 @@
 # mmconv CedNet-50 ImageNet checkpoint (see ../_base_/models/mask-rcnn_rednet50_fpn.py).
 _base_ = '../rednet/mask-rcnn_rednet50_fpn_1x_coco.py'
 
-model = dict(
-    backbone=dict(type='CedNet', init_cfg=dict(checkpoint='checkpoints/cednet50_64xb32_in1k.pth')))
+model = dict(backbone=dict(type='CedNet', init_cfg=dict(checkpoint='checkpoints/cednet50_64xb32_in1k.pth')))

@@ -17,14 +17,13 @@ model = dict(
     neck=dict(in_channels=backbone_channels, out_channels=fpn_channels),
     rpn_head=dict(in_channels=fpn_channels, feat_channels=fpn_channels),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=fpn_channels),
-        bbox_head=dict(in_channels=fpn_channels, fc_out_channels=256, num_classes=3),
+        bbox_roi_extractor=dict(out_channels=fpn_channels), bbox_head=dict(in_channels=fpn_channels,
+                                                                           fc_out_channels=256, num_classes=3),
         mask_roi_extractor=dict(out_channels=fpn_channels),
         mask_head=dict(in_channels=fpn_channels, conv_out_channels=fpn_channels, num_classes=3)),
     # 128-px images hold at most four objects: 300 proposals and 64 sampled RoIs per image are
     # plenty, and RoIAlign and NMS dominate a CPU step.
-    train_cfg=dict(
-        rpn_proposal=dict(nms_pre=300, max_per_img=300), rcnn=dict(sampler=dict(num=64))),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=300, max_per_img=300), rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=300)))
 
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))

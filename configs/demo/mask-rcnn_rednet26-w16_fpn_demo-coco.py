@@ -3,12 +3,6 @@
 # channels), trained from scratch on the synthetic COCO-format set with its polygon masks.
 _base_ = './mask-rcnn_r18_fpn_demo-coco.py'
 
-backbone = dict(
-    _delete_=True,
-    type='RedNet',
-    depth=26,
-    stem_channels=32,
-    base_channels=16,
-    out_indices=(0, 1, 2, 3),
-    init_cfg=None)
+backbone = dict(_delete_=True, type='RedNet', depth=26, stem_channels=32, base_channels=16, out_indices=(0, 1, 2, 3),
+                init_cfg=None)
 model = dict(backbone=backbone, neck=dict(in_channels=[64, 128, 256, 512]))

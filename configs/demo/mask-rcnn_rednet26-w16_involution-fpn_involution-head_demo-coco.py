@@ -4,6 +4,5 @@
 _base_ = './mask-rcnn_rednet26-w16_fpn_demo-coco.py'
 
 model = dict(
-    neck=dict(type='InvolutionFPN'),
-    rpn_head=dict(type='InvolutionRPNHead'),
+    neck=dict(type='InvolutionFPN'), rpn_head=dict(type='InvolutionRPNHead'),
     roi_head=dict(mask_head=dict(type='InvolutionFCNMaskHead')))

@@ -4,6 +4,5 @@
 _base_ = './resnet18-w16_demo-cls.py'
 
 model = dict(
-    backbone=dict(
-        _delete_=True, type='RedNet', depth=26, stem_channels=32, base_channels=16, out_indices=(3, )),
+    backbone=dict(_delete_=True, type='RedNet', depth=26, stem_channels=32, base_channels=16, out_indices=(3, )),
     head=dict(in_channels=512))

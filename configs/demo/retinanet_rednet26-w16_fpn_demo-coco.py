@@ -11,22 +11,13 @@ _base_ = [
 fpn_channels = 64
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='RedNet',
-        depth=26,
-        stem_channels=32,
-        base_channels=16,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=None),
+    backbone=dict(_delete_=True, type='RedNet', depth=26, stem_channels=32, base_channels=16, out_indices=(0, 1, 2, 3),
+                  init_cfg=None),
     neck=dict(in_channels=[64, 128, 256, 512], out_channels=fpn_channels),
     # Group norm in the head's conv towers (as in RetinaNet-GN): without it, from scratch, the
     # focal loss barely moves in the demo's few hundred steps.
-    bbox_head=dict(
-        num_classes=3,
-        in_channels=fpn_channels,
-        feat_channels=fpn_channels,
-        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)))
+    bbox_head=dict(num_classes=3, in_channels=fpn_channels, feat_channels=fpn_channels,
+                   norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)))
 
 # From scratch, AdamW trains this single-stage detector about twice as far as the demo schedule's
 # SGD in the same steps (bbox mAP 0.16 against 0.09 on the generated set).

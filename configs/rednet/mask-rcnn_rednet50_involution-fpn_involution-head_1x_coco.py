@@ -3,7 +3,5 @@
 # (seed: 29.5 M params, 104.6 GFLOPs, 39.6 box / 35.1 mask AP).
 _base_ = './mask-rcnn_rednet50_involution-fpn_1x_coco.py'
 
-model = dict(
-    rpn_head=dict(type='InvolutionRPNHead'),
-    roi_head=dict(mask_head=dict(type='InvolutionFCNMaskHead')))
+model = dict(rpn_head=dict(type='InvolutionRPNHead'), roi_head=dict(mask_head=dict(type='InvolutionFCNMaskHead')))
 optim_wrapper = dict(clip_grad=dict(max_norm=5, norm_type=2))

@@ -4,8 +4,5 @@
 _base_ = '../rednet/mask-rcnn_rednet50_fpn_1x_coco.py'
 
 model = dict(
-    backbone=dict(
-        type='SCCNet',
-        depth=34,
-        init_cfg=dict(checkpoint='checkpoints/sccnet34-scc5x5_1xb128_in1k.pth')),
+    backbone=dict(type='SCCNet', depth=34, init_cfg=dict(checkpoint='checkpoints/sccnet34-scc5x5_1xb128_in1k.pth')),
     neck=dict(in_channels=[64, 128, 256, 512]))

@@ -5,6 +5,4 @@
 _base_ = '../rednet/faster-rcnn_rednet50_fpn_1x_coco.py'
 
 model = dict(
-    backbone=dict(
-        type='SCConvResNet',
-        init_cfg=dict(checkpoint='checkpoints/scconv-resnet50_2xb128_in1k.pth')))
+    backbone=dict(type='SCConvResNet', init_cfg=dict(checkpoint='checkpoints/scconv-resnet50_2xb128_in1k.pth')))

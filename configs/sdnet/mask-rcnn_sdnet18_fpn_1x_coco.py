@@ -4,6 +4,5 @@
 _base_ = '../rednet/mask-rcnn_rednet50_fpn_1x_coco.py'
 
 model = dict(
-    backbone=dict(
-        type='SDNet', depth=18, init_cfg=dict(checkpoint='checkpoints/sdnet18_1xb512_in1k.pth')),
+    backbone=dict(type='SDNet', depth=18, init_cfg=dict(checkpoint='checkpoints/sdnet18_1xb512_in1k.pth')),
     neck=dict(in_channels=[64, 128, 256, 512]))

@@ -34,8 +34,7 @@ def _size(count: int) -> str:
     return str(count)
 
 
-def get_model_complexity_info(model: nn.Module, inputs: Tuple, show_table: bool = True,
-                              show_arch: bool = True) -> dict:
+def get_model_complexity_info(model: nn.Module, inputs: Tuple, show_table: bool = True, show_arch: bool = True) -> dict:
     """mmengine's ``get_model_complexity_info`` (same keys) with :func:`flop_analyzer`'s counts.
 
     Args:
@@ -58,8 +57,9 @@ def _bind_tensor_mode(detector: nn.Module, height: int, width: int) -> None:
     """Bind ``forward`` to a 'tensor'-mode call with one image's metadata, as mmdet's tool does."""
     from mmdet.structures import DetDataSample
     shape = (height, width)
-    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-                                         batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+    sample = DetDataSample(
+        metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape, scale_factor=(1.0,
+                                                                                                                1.0)))
     detector.forward = partial(detector.forward, data_samples=[sample], mode='tensor')
     if getattr(detector, 'with_rpn', False):
         _fix_proposals(detector.rpn_head, detector.test_cfg.rpn.max_per_img, height, width)
@@ -80,8 +80,10 @@ def _fix_proposals(rpn_head: nn.Module, num: int, height: int, width: int) -> No
     predict = rpn_head.predict
 
     def predict_then_fix(*args, **kwargs):
-        return [InstanceData(bboxes=boxes, scores=torch.ones(num), labels=torch.zeros(num).long())
-                for _ in predict(*args, **kwargs)]
+        return [
+            InstanceData(bboxes=boxes, scores=torch.ones(num), labels=torch.zeros(num).long())
+            for _ in predict(*args, **kwargs)
+        ]
 
     rpn_head.predict = predict_then_fix
 

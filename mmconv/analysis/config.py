@@ -25,8 +25,7 @@ NEW_KEY_PREFIX = '+'
 
 def _key_paths(node, prefix: str = '') -> Iterator[str]:
     """Every dotted key of a config, list items by index, as ``--cfg-options`` addresses them."""
-    items = (node.items() if isinstance(node, dict) else
-             enumerate(node) if isinstance(node, (list, tuple)) else ())
+    items = (node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else ())
     for key, value in items:
         path = f'{prefix}{key}'
         yield path
@@ -49,10 +48,12 @@ def _first_unknown_part(tree: dict, key: str) -> Optional[int]:
 def _nearest_key(tree: dict, parts: List[str], unknown: int) -> Optional[str]:
     """The existing key closest to ``parts`` among those of the same depth, with the same parts
     before index ``unknown`` (the first one the config lacks) and a near spelling of that part."""
-    candidates = [path for path in _key_paths(tree)
-                  if len(path.split('.')) == len(parts)
-                  and path.split('.')[:unknown] == parts[:unknown] and difflib.SequenceMatcher(
-                      None, path.split('.')[unknown], parts[unknown]).ratio() >= 0.75]
+    candidates = [
+        path for path in _key_paths(tree)
+        if len(path.split('.')) == len(parts) and path.split('.')[:unknown] == parts[:unknown]
+        and difflib.SequenceMatcher(None,
+                                    path.split('.')[unknown], parts[unknown]).ratio() >= 0.75
+    ]
     nearest = difflib.get_close_matches('.'.join(parts), candidates, n=1, cutoff=0)
     return nearest[0] if nearest else None
 
@@ -75,11 +76,9 @@ def checked_cfg_options(cfg: Config, options: Dict[str, object]) -> Dict[str, ob
             known = '.'.join(parts[:unknown])
             nearest = _nearest_key(tree, parts, unknown)
             hint = (f'did you mean {nearest}?' if nearest else
-                    f'{known} has no key {parts[unknown]!r}' if known else
-                    'no key of the config is close')
-            raise ConfigOptionError(
-                f'--cfg-options key {key} is not in the config ({hint}); to add a key the '
-                f'config does not have, write {NEW_KEY_PREFIX}{key}=VALUE.')
+                    f'{known} has no key {parts[unknown]!r}' if known else 'no key of the config is close')
+            raise ConfigOptionError(f'--cfg-options key {key} is not in the config ({hint}); to add a key the '
+                                    f'config does not have, write {NEW_KEY_PREFIX}{key}=VALUE.')
         checked[key] = value
     return checked
 

@@ -35,8 +35,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmconv.ops.csc import SparseCodingLayer
 
 __all__ = [
-    'ChainRecord', 'CodeTrace', 'NotDecodable', 'Reconstructions', 'every_stage_output',
-    'invert_batch_norm', 'reconstruct', 'trace_codes'
+    'ChainRecord', 'CodeTrace', 'NotDecodable', 'Reconstructions', 'every_stage_output', 'invert_batch_norm',
+    'reconstruct', 'trace_codes'
 ]
 
 # Modules that leave their input unchanged in eval mode.
@@ -124,11 +124,10 @@ class CodeTrace:
                 source = self.records[position - 1].output if position else self.inputs
                 if record.input is not source:
                     before = self.records[position - 1].name if position else 'the input'
-                    raise NotDecodable(
-                        f'{record.name} does not take the output of {before} unchanged (a '
-                        'shortcut, an activation or an operation outside modules lies between '
-                        f'them), so {self.records[index].name} cannot be decoded through a chain '
-                        'of dictionaries.')
+                    raise NotDecodable(f'{record.name} does not take the output of {before} unchanged (a '
+                                       'shortcut, an activation or an operation outside modules lies between '
+                                       f'them), so {self.records[index].name} cannot be decoded through a chain '
+                                       'of dictionaries.')
                 h = _invert(record, h)
         return h
 
@@ -153,9 +152,7 @@ def _is_recorded(module: nn.Module) -> bool:
     return isinstance(module, SparseCodingLayer) or next(module.children(), None) is None
 
 
-def trace_codes(module: nn.Module,
-                inputs: torch.Tensor,
-                forward: Optional[Callable[[torch.Tensor], object]] = None,
+def trace_codes(module: nn.Module, inputs: torch.Tensor, forward: Optional[Callable[[torch.Tensor], object]] = None,
                 skip: Sequence[type] = ()) -> CodeTrace:
     """Run ``module`` once on ``inputs`` (no gradients) and record its leaf-module calls.
 
@@ -172,9 +169,11 @@ def trace_codes(module: nn.Module,
     handles = []
 
     def hook(name):
+
         def record(mod, args, output):
             if args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor):
                 records.append(ChainRecord(name, mod, args[0], output))
+
         return record
 
     for name, sub in module.named_modules():

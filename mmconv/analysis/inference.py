@@ -18,13 +18,10 @@ from torch import nn
 
 from .config import build_model, load_config, task_of
 
-__all__ = ['draw_predictions', 'leaf_dataset', 'load_inferencer', 'load_model', 'load_images',
-           'predict', 'read_image']
+__all__ = ['draw_predictions', 'leaf_dataset', 'load_inferencer', 'load_model', 'load_images', 'predict', 'read_image']
 
 
-def load_model(config: str,
-               checkpoint: str,
-               device: str = 'cpu',
+def load_model(config: str, checkpoint: str, device: str = 'cpu',
                cfg_options: Optional[dict] = None) -> Tuple[nn.Module, Config]:
     """Build the model of ``config`` under its default scope and load ``checkpoint`` strictly.
 
@@ -74,8 +71,10 @@ def load_images(model: nn.Module, cfg: Config, paths: Sequence[str]) -> Tuple[to
     for path in paths:
         if not osp.isfile(path):
             raise FileNotFoundError(f'Image {path} does not exist; check the path.')
-    pipeline = [t for t in leaf_dataset(cfg.test_dataloader['dataset'])['pipeline']
-                if not _type_name(t).startswith('LoadAnnotations')]
+    pipeline = [
+        t for t in leaf_dataset(cfg.test_dataloader['dataset'])['pipeline']
+        if not _type_name(t).startswith('LoadAnnotations')
+    ]
     reads_files = _reads_files(pipeline)
     transform = Compose(pipeline)
     packed = []
@@ -124,10 +123,7 @@ def _det_inferencer(model: nn.Module, cfg: Config):
     return LoadedModelDetInferencer(model=cfg, show_progress=False)
 
 
-def load_inferencer(config: str,
-                    checkpoint: str,
-                    device: str = 'cpu',
-                    cfg_options: Optional[dict] = None):
+def load_inferencer(config: str, checkpoint: str, device: str = 'cpu', cfg_options: Optional[dict] = None):
     """mmpretrain's ``ImageClassificationInferencer`` or mmdet's ``DetInferencer``, by the config's
     default scope, on the model of :func:`load_model`.
 
@@ -158,8 +154,7 @@ def predict(inferencer, image: np.ndarray):
     return inferencer.forward(batch)[0]  # its __call__'s steps, without its progress bar
 
 
-def draw_predictions(inferencer, image: np.ndarray, prediction, topk: int = 3,
-                     score_thr: float = 0.3) -> np.ndarray:
+def draw_predictions(inferencer, image: np.ndarray, prediction, topk: int = 3, score_thr: float = 0.3) -> np.ndarray:
     """Draw ``prediction`` (from :func:`predict`) on the RGB ``image`` with the visualiser of the
     inferencer's library: the ``topk`` classes and their scores for a classifier, the boxes (and
     masks) scoring at least ``score_thr`` for a detector.
@@ -169,11 +164,9 @@ def draw_predictions(inferencer, image: np.ndarray, prediction, topk: int = 3,
     """
     from mmpretrain.apis import ImageClassificationInferencer
     if not isinstance(inferencer, ImageClassificationInferencer):
-        inferencer.visualizer.add_datasample(
-            'prediction', image, prediction, draw_gt=False, pred_score_thr=score_thr)
+        inferencer.visualizer.add_datasample('prediction', image, prediction, draw_gt=False, pred_score_thr=score_thr)
         return inferencer.visualizer.get_image()
     from mmpretrain.visualization import UniversalVisualizer
     scores = prediction.pred_score
     top = prediction.clone().set_pred_label(scores.topk(min(topk, scores.numel())).indices)
-    return UniversalVisualizer().visualize_cls(
-        image, top, classes=inferencer.classes, draw_gt=False)
+    return UniversalVisualizer().visualize_cls(image, top, classes=inferencer.classes, draw_gt=False)

@@ -9,9 +9,7 @@ from mmengine.config import Config
 from mmconv.analysis.config import load_config
 
 
-def load_run_config(path: str,
-                    cfg_options: Optional[dict] = None,
-                    launcher: str = 'none',
+def load_run_config(path: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
                     work_dir: Optional[str] = None) -> Config:
     """Read ``path`` with ``--cfg-options`` (:func:`mmconv.analysis.config.load_config`) and pick
     the work dir and distributed backend.
@@ -31,11 +29,8 @@ def load_run_config(path: str,
     if launcher != 'none' and not torch.cuda.is_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
         if cfg.get('model_wrapper_cfg') is None:
-            cfg.model_wrapper_cfg = dict(
-                type='MMDistributedDataParallel',
-                device_ids=None,
-                broadcast_buffers=False,
-                find_unused_parameters=cfg.get('find_unused_parameters', False))
+            cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                                         find_unused_parameters=cfg.get('find_unused_parameters', False))
     return cfg
 
 

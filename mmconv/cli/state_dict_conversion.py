@@ -25,9 +25,10 @@ from mmengine.config import DictAction
 from mmconv.analysis.config import ConfigOptionError, build_model, load_config
 from mmconv.engine.checkpoint import safe_torch_load
 
-__all__ = ['ConversionError', 'converter_main', 'KeyRule', 'unwrap_state_dict', 'load_source_state_dict',
-           'rename_keys', 'check_against', 'model_state_dict', 'save_converted',
-           'convert_checkpoint']
+__all__ = [
+    'ConversionError', 'converter_main', 'KeyRule', 'unwrap_state_dict', 'load_source_state_dict', 'rename_keys',
+    'check_against', 'model_state_dict', 'save_converted', 'convert_checkpoint'
+]
 
 KeyRule = Tuple[str, str]
 MAX_LISTED = 20
@@ -68,8 +69,7 @@ def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
     return dict(tensors)
 
 
-def load_source_state_dict(path: str, strip_prefixes: Iterable[str] = ('module.', )
-                           ) -> Dict[str, torch.Tensor]:
+def load_source_state_dict(path: str, strip_prefixes: Iterable[str] = ('module.', )) -> Dict[str, torch.Tensor]:
     """Read an official checkpoint safely and return its state dict.
 
     ``strip_prefixes`` are removed from every key that starts with them (``module.`` is what
@@ -77,13 +77,11 @@ def load_source_state_dict(path: str, strip_prefixes: Iterable[str] = ('module.'
     """
     state_dict = unwrap_state_dict(safe_torch_load(path, map_location='cpu'))
     for prefix in strip_prefixes:
-        state_dict = {k[len(prefix):] if k.startswith(prefix) else k: v
-                      for k, v in state_dict.items()}
+        state_dict = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
     return state_dict
 
 
-def rename_keys(state_dict: Mapping[str, torch.Tensor],
-                rules: Sequence[KeyRule]) -> 'OrderedDict[str, torch.Tensor]':
+def rename_keys(state_dict: Mapping[str, torch.Tensor], rules: Sequence[KeyRule]) -> 'OrderedDict[str, torch.Tensor]':
     """Rename every key with the first rule whose pattern matches it entirely.
 
     Raises:
@@ -110,13 +108,12 @@ def rename_keys(state_dict: Mapping[str, torch.Tensor],
         parts = (['  the converter has no rule for these keys:\n' +
                   _listing('unexpected', unknown)[2:]] if unknown else [])
         parts += [_listing('keys mapped twice', clashes)] if clashes else []
-        raise ConversionError('the checkpoint does not have the layout this converter reads:\n' +
-                              '\n'.join(parts), unknown=unknown)
+        raise ConversionError('the checkpoint does not have the layout this converter reads:\n' + '\n'.join(parts),
+                              unknown=unknown)
     return converted
 
 
-def check_against(converted: Mapping[str, torch.Tensor],
-                  expected: Mapping[str, torch.Tensor]) -> None:
+def check_against(converted: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> None:
     """Check that ``converted`` has exactly the keys and shapes of ``expected`` (a model's
     ``state_dict()``).
 
@@ -125,24 +122,25 @@ def check_against(converted: Mapping[str, torch.Tensor],
     """
     missing = [k for k in expected if k not in converted]
     unexpected = [k for k in converted if k not in expected]
-    mismatched = [f'{k}: checkpoint {tuple(converted[k].shape)}, model {tuple(expected[k].shape)}'
-                  for k in converted if k in expected and converted[k].shape != expected[k].shape]
+    mismatched = [
+        f'{k}: checkpoint {tuple(converted[k].shape)}, model {tuple(expected[k].shape)}' for k in converted
+        if k in expected and converted[k].shape != expected[k].shape
+    ]
     if missing or unexpected or mismatched:
-        parts = [_listing(title, keys) for title, keys in (
-            ('missing (the model has them, the converted checkpoint does not)', missing),
-            ('unexpected (the converted checkpoint has them, the model does not)', unexpected),
-            ('shape mismatch', mismatched)) if keys]
-        raise ConversionError('the converted checkpoint does not fit the model:\n' +
-                              '\n'.join(parts))
+        parts = [
+            _listing(title, keys)
+            for title, keys in (('missing (the model has them, the converted checkpoint does not)', missing),
+                                ('unexpected (the converted checkpoint has them, the model does not)',
+                                 unexpected), ('shape mismatch', mismatched)) if keys
+        ]
+        raise ConversionError('the converted checkpoint does not fit the model:\n' + '\n'.join(parts))
 
 
-def save_converted(state_dict: Mapping[str, torch.Tensor], path: str,
-                   meta: Optional[dict] = None) -> None:
+def save_converted(state_dict: Mapping[str, torch.Tensor], path: str, meta: Optional[dict] = None) -> None:
     """Write ``{'state_dict': state_dict, 'meta': meta}`` to ``path`` atomically."""
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp',
-                                    dir=directory)
+    fd, tmp_path = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save({'state_dict': OrderedDict(state_dict), 'meta': dict(meta or {})}, f)
@@ -158,10 +156,9 @@ def model_state_dict(config: str, cfg_options: Optional[dict] = None) -> Dict[st
     return build_model(load_config(config, cfg_options)).state_dict()
 
 
-def convert_checkpoint(src: str, dst: str, convert, source: str, config: Optional[str] = None,
-                       cfg_options: Optional[dict] = None,
-                       hint: Optional[Callable[[Mapping, Mapping], Optional[str]]] = None
-                       ) -> 'OrderedDict[str, torch.Tensor]':
+def convert_checkpoint(
+        src: str, dst: str, convert, source: str, config: Optional[str] = None, cfg_options: Optional[dict] = None,
+        hint: Optional[Callable[[Mapping, Mapping], Optional[str]]] = None) -> 'OrderedDict[str, torch.Tensor]':
     """Read ``src``, convert its state dict with ``convert``, check it against ``config``'s
     model (with ``cfg_options``) when given, and write it to ``dst``; ``source`` names the format
     in the meta.
@@ -200,8 +197,8 @@ def convert_checkpoint(src: str, dst: str, convert, source: str, config: Optiona
     return state_dict
 
 
-def converter_main(convert, source: str, src_help: str,
-                   hint: Optional[Callable[[Mapping, Mapping], Optional[str]]] = None) -> None:
+def converter_main(convert, source: str, src_help: str, hint: Optional[Callable[[Mapping, Mapping],
+                                                                                Optional[str]]] = None) -> None:
     """Command line of the ``tools/model_converters`` scripts:
     ``SRC DST [--config CONFIG [--cfg-options KEY=VALUE ...]]``. A refusal prints one ``error:``
     message (the offending keys listed) and exits with status 2.
@@ -217,9 +214,10 @@ def converter_main(convert, source: str, src_help: str,
     parser.add_argument('src', help=src_help)
     parser.add_argument('dst', help='where to write the mmconv checkpoint')
     parser.add_argument('--config', help='mmconv config whose model must accept every key')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override entries of --config (+KEY=VALUE adds a constructor argument the '
-                        'config leaves at its default, e.g. +model.backbone.stem_kernel=7)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override entries of --config (+KEY=VALUE adds a constructor argument the '
+        'config leaves at its default, e.g. +model.backbone.stem_kernel=7)')
     args = parser.parse_args()
     if args.cfg_options and not args.config:
         print('error: --cfg-options changes the model of --config; give --config too.', file=sys.stderr)

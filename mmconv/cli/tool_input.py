@@ -17,8 +17,8 @@ from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointErr
 from mmconv.models.pretrained import CheckpointMismatchError, describe_mismatch, state_dict_of
 
 __all__ = [
-    'REFUSED_INPUT_ERRORS', 'CfgOptionsAction', 'ToolArgumentParser', 'ToolInputError',
-    'check_checkpoint_fits', 'launch_rank', 'refuse', 'undecodable_image_in'
+    'REFUSED_INPUT_ERRORS', 'CfgOptionsAction', 'ToolArgumentParser', 'ToolInputError', 'check_checkpoint_fits',
+    'launch_rank', 'refuse', 'undecodable_image_in'
 ]
 
 
@@ -27,8 +27,8 @@ class ToolInputError(ValueError):
 
 
 # What the tools report as one sentence; anything else is a bug and keeps its traceback.
-REFUSED_INPUT_ERRORS = (ToolInputError, ConfigOptionError, FileNotFoundError, DatasetError,
-                        CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError)
+REFUSED_INPUT_ERRORS = (ToolInputError, ConfigOptionError, FileNotFoundError, DatasetError, CheckpointMismatchError,
+                        CorruptCheckpointError, UnsafeCheckpointError)
 
 
 def refuse(message: str) -> NoReturn:
@@ -57,8 +57,7 @@ class CfgOptionsAction(DictAction):
         super().__call__(parser, namespace, values, option_string)
 
 
-def check_checkpoint_fits(cfg: Config, checkpoint: str, purpose: str,
-                          allow_partial: bool = False) -> dict:
+def check_checkpoint_fits(cfg: Config, checkpoint: str, purpose: str, allow_partial: bool = False) -> dict:
     """Load ``checkpoint`` and refuse it unless its keys and shapes fit the config's model.
 
     mmengine loads ``load_from`` and resumed checkpoints with ``strict=False``: a checkpoint of
@@ -85,11 +84,11 @@ def check_checkpoint_fits(cfg: Config, checkpoint: str, purpose: str,
     remedies = {
         'evaluation': '; pass --allow-partial to evaluate with only the matching keys loaded',
         'load_from': '; pass --allow-partial to load only the matching keys (fine-tuning with '
-                     'another head, say)',
+        'another head, say)',
         '--resume': '; resume only a checkpoint of this config\'s model',
     }
-    mismatch = describe_mismatch(state_dict_of(loaded), build_model(cfg),
-                                 f'The {purpose} checkpoint {checkpoint}', remedies[purpose])
+    mismatch = describe_mismatch(
+        state_dict_of(loaded), build_model(cfg), f'The {purpose} checkpoint {checkpoint}', remedies[purpose])
     if mismatch:
         raise CheckpointMismatchError(mismatch)
     return loaded

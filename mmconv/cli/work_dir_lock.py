@@ -44,9 +44,8 @@ def hold_work_dir_lock(work_dir: str) -> IO[str]:
         lock.seek(0)
         holder = lock.read().strip() or 'another process'
         lock.close()
-        raise WorkDirBusyError(
-            f'Work dir {work_dir} is in use by another training run ({holder}); wait for it to '
-            'end or pass another --work-dir.') from None
+        raise WorkDirBusyError(f'Work dir {work_dir} is in use by another training run ({holder}); wait for it to '
+                               'end or pass another --work-dir.') from None
     lock.seek(0)
     lock.truncate()
     lock.write(f'pid {os.getpid()} on {socket.gethostname()}, started '

@@ -89,10 +89,9 @@ def check_dataset_paths(cfg, dataloaders: Tuple[str, ...]) -> None:
         return
     name, kind, path = missing[0]
     layout = EXPECTED_LAYOUT.get(kind.split('.')[-1], 'the layout its dataset class documents')
-    raise FileNotFoundError(
-        f'The {name} dataset ({kind}) is missing: {path} does not exist; put the data there '
-        f'as {layout}, or point the config at it, e.g. '
-        f'--cfg-options {name}.dataset.data_root=/path/to/data.')
+    raise FileNotFoundError(f'The {name} dataset ({kind}) is missing: {path} does not exist; put the data there '
+                            f'as {layout}, or point the config at it, e.g. '
+                            f'--cfg-options {name}.dataset.data_root=/path/to/data.')
 
 
 def _class_folders(dataset: dict) -> Optional[Tuple[str, ...]]:
@@ -115,8 +114,8 @@ def quoted_names(names) -> str:
     return ', '.join(repr(n) for n in names[:SHOWN_NAMES]) + more
 
 
-def check_class_folders(cfg, dataloaders: Tuple[str, ...],
-                        reference: Optional[Tuple[str, Tuple[str, ...]]] = None) -> None:
+def check_class_folders(cfg, dataloaders: Tuple[str, ...], reference: Optional[Tuple[str, Tuple[str,
+                                                                                                ...]]] = None) -> None:
     """Raise :class:`DatasetError` when the folder-layout classification datasets of
     ``dataloaders`` do not all have the classes of the first one (or of ``reference``).
 
@@ -145,15 +144,15 @@ def check_class_folders(cfg, dataloaders: Tuple[str, ...],
             if classes != tuple(expected):
                 lacks = [c for c in expected if c not in classes]
                 extra = [c for c in classes if c not in expected]
-                differences = '; '.join(filter(None, [
-                    lacks and f'it lacks {quoted_names(lacks)}',
-                    extra and f'it has {quoted_names(extra)} that {what} lacks',
-                    not (lacks or extra)
-                    and f'{what} has them in the order {quoted_names(expected)}']))
-                raise DatasetError(
-                    f'The {name} dataset\'s class folders differ from the classes of {what} '
-                    f'({differences}), which would give its images wrong labels (classes are '
-                    'numbered by sorted folder name); give every split the same class folders.')
+                differences = '; '.join(
+                    filter(None, [
+                        lacks and f'it lacks {quoted_names(lacks)}', extra
+                        and f'it has {quoted_names(extra)} that {what} lacks', not (lacks or extra)
+                        and f'{what} has them in the order {quoted_names(expected)}'
+                    ]))
+                raise DatasetError(f'The {name} dataset\'s class folders differ from the classes of {what} '
+                                   f'({differences}), which would give its images wrong labels (classes are '
+                                   'numbered by sorted folder name); give every split the same class folders.')
 
 
 def undecodable_images(cfg, dataloaders: Tuple[str, ...]) -> Tuple[int, List[str]]:
@@ -187,12 +186,11 @@ def check_images(cfg, dataloaders: Tuple[str, ...]) -> None:
     """Raise :class:`DatasetError` naming the images of ``dataloaders`` that do not decode."""
     total, bad = undecodable_images(cfg, dataloaders)
     if bad:
-        raise DatasetError(
-            f'{len(bad)} of the {total} images cannot be decoded: {quoted_names(bad)}; replace or '
-            'remove them.')
+        raise DatasetError(f'{len(bad)} of the {total} images cannot be decoded: {quoted_names(bad)}; replace or '
+                           'remove them.')
 
 
 __all__ = [
-    'DatasetError', 'check_class_folders', 'check_dataset_paths', 'check_images',
-    'missing_dataset_paths', 'quoted_names', 'undecodable_images'
+    'DatasetError', 'check_class_folders', 'check_dataset_paths', 'check_images', 'missing_dataset_paths',
+    'quoted_names', 'undecodable_images'
 ]

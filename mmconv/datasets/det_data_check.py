@@ -14,10 +14,7 @@ from typing import Iterator, Optional, Tuple
 
 from .data_check import SHOWN_NAMES, DatasetError, quoted_names
 
-__all__ = [
-    'EmptyAnnotationsError', 'check_detection_annotations', 'read_annotation_file',
-    'usable_annotations'
-]
+__all__ = ['EmptyAnnotationsError', 'check_detection_annotations', 'read_annotation_file', 'usable_annotations']
 
 # The evaluator whose metric needs the ground truth of each evaluated dataloader.
 EVALUATORS = dict(val_dataloader='val_evaluator', test_dataloader='test_evaluator')
@@ -55,8 +52,9 @@ def _evaluated_with_ground_truth(cfg, loader: str) -> bool:
     """Whether ``loader``'s evaluator is a ``CocoMetric`` that compares with ground truth."""
     evaluators = cfg.get(EVALUATORS[loader])
     evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
-    return any(e and str(e.get('type', '')).split('.')[-1] == 'CocoMetric'
-               and not e.get('format_only', False) for e in evaluators)
+    return any(
+        e and str(e.get('type', '')).split('.')[-1] == 'CocoMetric' and not e.get('format_only', False)
+        for e in evaluators)
 
 
 def _problem(loader: str, dataset: dict) -> Optional[str]:
@@ -113,13 +111,12 @@ def _check_classes_present(loader: str, path: str, coco: dict, classes: Tuple[st
         return
     by_lower_case = {name.lower(): name for name in file_names}
     described = ', '.join(
-        f'{name!r} (the file has {by_lower_case[name.lower()]!r})'
-        if name.lower() in by_lower_case else repr(name) for name in missing[:SHOWN_NAMES])
+        f'{name!r} (the file has {by_lower_case[name.lower()]!r})' if name.lower() in by_lower_case else repr(name)
+        for name in missing[:SHOWN_NAMES])
     more = f', ... ({len(missing)} in all)' if len(missing) > SHOWN_NAMES else ''
-    raise DatasetError(
-        f'The {loader} dataset names classes that {path} does not have: {described}{more}; its '
-        f'categories are {quoted_names(file_names)}: set the dataset\'s '
-        'metainfo=dict(classes=(...)) to category names of the file.')
+    raise DatasetError(f'The {loader} dataset names classes that {path} does not have: {described}{more}; its '
+                       f'categories are {quoted_names(file_names)}: set the dataset\'s '
+                       'metainfo=dict(classes=(...)) to category names of the file.')
 
 
 def check_detection_annotations(cfg, dataloaders: Tuple[str, ...]) -> None:

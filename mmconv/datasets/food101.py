@@ -26,17 +26,13 @@ class Food101(BaseDataset):
             raise ValueError(f"Food101 split must be 'train' or 'test', got {split!r}.")
         classes_file = osp.join(data_root, 'meta', 'classes.txt')
         if not osp.isfile(classes_file):
-            raise FileNotFoundError(
-                f'Food-101 not found: {classes_file} is missing; expected {FOOD101_LAYOUT}.')
+            raise FileNotFoundError(f'Food-101 not found: {classes_file} is missing; expected {FOOD101_LAYOUT}.')
         with open(classes_file) as f:
             classes = [line.strip() for line in f if line.strip()]
         self.split = split
         super().__init__(
-            ann_file=osp.join('meta', f'{split}.txt'),
-            data_root=data_root,
-            data_prefix='images',
-            metainfo=dict(classes=classes),
-            **kwargs)
+            ann_file=osp.join('meta', f'{split}.txt'), data_root=data_root, data_prefix='images',
+            metainfo=dict(classes=classes), **kwargs)
 
     def load_data_list(self) -> List[dict]:
         class_index = {name: i for i, name in enumerate(self.CLASSES)}

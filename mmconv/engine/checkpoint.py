@@ -57,21 +57,16 @@ def _history_buffer_getattr(owner: Any, name: str) -> Any:
     fresh process that only evaluates) and any registered with ``register_statistics``.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
-    if owner is HistoryBuffer and (name in _BUILTIN_STATISTICS
-                                   or name in HistoryBuffer._statistics_methods):
+    if owner is HistoryBuffer and (name in _BUILTIN_STATISTICS or name in HistoryBuffer._statistics_methods):
         return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(
-        f'Weights only load failed: getattr({owner!r}, {name!r}) is not allowed')
+    raise pickle.UnpicklingError(f'Weights only load failed: getattr({owner!r}, {name!r}) is not allowed')
 
 
 def mmengine_checkpoint_globals() -> List[Any]:
     """Everything besides tensors and containers that an mmengine training checkpoint holds."""
     from mmengine.config.config import ConfigDict
     from mmengine.logging.history_buffer import HistoryBuffer
-    return [
-        HistoryBuffer, ConfigDict, (_history_buffer_getattr, 'builtins.getattr'),
-        *_numpy_globals()
-    ]
+    return [HistoryBuffer, ConfigDict, (_history_buffer_getattr, 'builtins.getattr'), *_numpy_globals()]
 
 
 def _is_trusted(path: str) -> bool:
@@ -108,22 +103,19 @@ def safe_torch_load(path: str, map_location: Any = None) -> Any:
     if not osp.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path} does not exist; check the path.')
     if osp.getsize(path) == 0:
-        raise CorruptCheckpointError(
-            f'Checkpoint {path} is empty (0 bytes), perhaps an interrupted copy or download: '
-            'pick another file.')
+        raise CorruptCheckpointError(f'Checkpoint {path} is empty (0 bytes), perhaps an interrupted copy or download: '
+                                     'pick another file.')
     if _is_trusted(path):
         return torch.load(path, map_location=map_location, weights_only=False)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if 'Weights only load failed' not in str(err):
-            raise CorruptCheckpointError(
-                f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is corrupt or '
-                'not a checkpoint: pick another file.') from err
-        raise UnsafeCheckpointError(
-            f'Refusing to load checkpoint {path}: it pickles {_unsafe_globals(path)}, which '
-            'loading could execute; if you trust this file, set '
-            f'{TRUSTED_ENV}={osp.realpath(path)} to load it with full unpickling.') from None
+            raise CorruptCheckpointError(f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is corrupt or '
+                                         'not a checkpoint: pick another file.') from err
+        raise UnsafeCheckpointError(f'Refusing to load checkpoint {path}: it pickles {_unsafe_globals(path)}, which '
+                                    'loading could execute; if you trust this file, set '
+                                    f'{TRUSTED_ENV}={osp.realpath(path)} to load it with full unpickling.') from None
     except (RuntimeError, EOFError, OSError) as err:
         raise CorruptCheckpointError(
             f'Checkpoint {path} cannot be read ({_first_sentence(err)}); it is truncated or not a '
@@ -150,6 +142,6 @@ def enable_safe_checkpoint_loading() -> None:
 
 
 __all__ = [
-    'CorruptCheckpointError', 'UnsafeCheckpointError', 'enable_safe_checkpoint_loading',
-    'mmengine_checkpoint_globals', 'safe_torch_load'
+    'CorruptCheckpointError', 'UnsafeCheckpointError', 'enable_safe_checkpoint_loading', 'mmengine_checkpoint_globals',
+    'safe_torch_load'
 ]

@@ -12,10 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = [
-    'CheckpointMismatchError', 'describe_mismatch', 'load_pretrained', 'pretrained_init_cfg',
-    'state_dict_of'
-]
+__all__ = ['CheckpointMismatchError', 'describe_mismatch', 'load_pretrained', 'pretrained_init_cfg', 'state_dict_of']
 
 # Keys listed per kind in the error message; the rest are counted.
 SHOWN_KEYS = 12
@@ -44,8 +41,7 @@ def state_dict_of(checkpoint: dict) -> Dict[str, torch.Tensor]:
     """The weights of a loaded checkpoint (its ``state_dict``, or itself when bare), without the
     ``module.`` prefix of a model saved inside its DDP wrapper, as mmengine's loader reads them."""
     state_dict = checkpoint.get('state_dict', checkpoint)
-    return {(k[len('module.'):] if k.startswith('module.') else k): v
-            for k, v in state_dict.items()}
+    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state_dict.items()}
 
 
 def _state_dict_under_prefix(checkpoint: dict, prefix: Optional[str], source: str,
@@ -65,8 +61,8 @@ def _state_dict_under_prefix(checkpoint: dict, prefix: Optional[str], source: st
     return selected
 
 
-def load_pretrained(module: nn.Module, checkpoint: str, prefix: Optional[str] = None,
-                    map_location: str = 'cpu', **_) -> None:
+def load_pretrained(module: nn.Module, checkpoint: str, prefix: Optional[str] = None, map_location: str = 'cpu',
+                    **_) -> None:
     """Load ``checkpoint`` into ``module``, requiring every key and shape to match.
 
     Args:
@@ -83,8 +79,7 @@ def load_pretrained(module: nn.Module, checkpoint: str, prefix: Optional[str] = 
     from mmengine.runner.checkpoint import _load_checkpoint
 
     name = type(module).__name__
-    state_dict = _state_dict_under_prefix(_load_checkpoint(checkpoint, map_location), prefix,
-                                          checkpoint, name)
+    state_dict = _state_dict_under_prefix(_load_checkpoint(checkpoint, map_location), prefix, checkpoint, name)
     under = f' under prefix {prefix!r}' if prefix else ''
     mismatch = describe_mismatch(
         state_dict, module, f'Checkpoint {checkpoint}',
@@ -109,16 +104,16 @@ def describe_mismatch(state_dict: Dict[str, torch.Tensor], module: nn.Module, so
     name = type(module).__name__
     expected = module.state_dict()
     # BN's batch counter is absent from some checkpoints and never used with a momentum set.
-    missing = [k for k in expected if k not in state_dict and
-               not k.endswith('num_batches_tracked')]
+    missing = [k for k in expected if k not in state_dict and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in state_dict if k not in expected]
     mis_shaped: List[str] = [
         f'{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
     if not (missing or unexpected or mis_shaped):
         return None
     return (f'{source} does not match {name}: {len(missing)} missing, {len(unexpected)} '
-            f'unexpected and {len(mis_shaped)} mis-shaped keys{remedy}.'
-            + (_listing('missing', missing) if missing else '')
-            + (_listing('unexpected', unexpected) if unexpected else '')
-            + (_listing('shape checkpoint vs model', mis_shaped) if mis_shaped else ''))
+            f'unexpected and {len(mis_shaped)} mis-shaped keys{remedy}.' +
+            (_listing('missing', missing) if missing else '') +
+            (_listing('unexpected', unexpected) if unexpected else '') +
+            (_listing('shape checkpoint vs model', mis_shaped) if mis_shaped else ''))

@@ -11,8 +11,7 @@ import torch
 
 from .flop_handles import register_op_flop_handle, value_shape
 
-__all__ = ['add_pointwise_input_grad', 'batched_pointwise', 'pointwise_conv', 'pointwise_weight_grad',
-           'strided_pixels']
+__all__ = ['add_pointwise_input_grad', 'batched_pointwise', 'pointwise_conv', 'pointwise_weight_grad', 'strided_pixels']
 
 
 def batched_pointwise(weight: torch.Tensor, pixels: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -30,8 +29,7 @@ def batched_pointwise(weight: torch.Tensor, pixels: torch.Tensor, bias: Optional
     return torch.baddbmm(bias.view(1, -1, 1), weight, pixels, out=out)
 
 
-def pointwise_conv(x: torch.Tensor, weight: torch.Tensor,
-                   bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Ungrouped, unstrided 1×1 conv of ``x`` (B×I×H×W) with ``weight`` (O×I×1×1) → B×O×H×W."""
     out = batched_pointwise(weight, x.flatten(2), bias)
     return out.view(x.shape[0], weight.shape[0], *x.shape[2:])
@@ -49,12 +47,11 @@ def pointwise_weight_grad(grad_pixels: torch.Tensor, pixels: torch.Tensor) -> to
     return torch.bmm(grad_pixels, pixels.transpose(1, 2)).sum(0)[..., None, None]
 
 
-def add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor,
-                             grad_pixels: torch.Tensor, stride: int) -> None:
+def add_pointwise_input_grad(grad_input: torch.Tensor, weight: torch.Tensor, grad_pixels: torch.Tensor,
+                             stride: int) -> None:
     """Add the input gradient of a stride-``stride`` 1×1 conv into contiguous ``grad_input``."""
     if stride == 1:
-        grad_input.flatten(2).baddbmm_(
-            weight.flatten(1).t().expand(grad_pixels.shape[0], -1, -1), grad_pixels)
+        grad_input.flatten(2).baddbmm_(weight.flatten(1).t().expand(grad_pixels.shape[0], -1, -1), grad_pixels)
         return
     sub = grad_input[:, :, ::stride, ::stride]
     sub += batched_pointwise(weight.flatten(1).t(), grad_pixels).view(sub.shape)

@@ -7,8 +7,10 @@ from typing import Optional, Tuple
 
 import torch
 
-__all__ = ['TRITON_DTYPES', 'check_triton_device', 'full_register_file', 'same_dense_layout', 'triton_accumulator',
-           'triton_available', 'use_triton']
+__all__ = [
+    'TRITON_DTYPES', 'check_triton_device', 'full_register_file', 'same_dense_layout', 'triton_accumulator',
+    'triton_available', 'use_triton'
+]
 
 # The storage dtypes the Triton kernels take; fp64 keeps the torch-op kernels.
 TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)

@@ -18,15 +18,13 @@ from mmengine.registry import MODELS, init_default_scope
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FAMILIES = ('rednet', 'cednet', 'sccnet', 'scconv', 'sdnet', 'resnet', 'densenet')
-FAMILY_FILES = sorted(path for family in FAMILIES
-                      for path in glob.glob(osp.join(REPO_ROOT, 'configs', family, '*.py')))
+FAMILY_FILES = sorted(path for family in FAMILIES for path in glob.glob(osp.join(REPO_ROOT, 'configs', family, '*.py')))
 DATASETS = ('in1k', 'cifar10', 'cifar100', 'food101')
 CONFIGS = [path for path in FAMILY_FILES if path.endswith(tuple(f'_{d}.py' for d in DATASETS))]
 NAME = re.compile(r'(?P<model>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)_'
                   rf'(?P<data>{"|".join(DATASETS)})\.py')
 NUM_CLASSES = dict(in1k=1000, cifar10=10, cifar100=100, food101=101)
 INPUT_SIZE = 32
-
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -60,8 +58,7 @@ def demo_batch(size: int, num_classes: int) -> dict:
     """Two uint8 images with labels, as a classification dataloader yields them."""
     from mmpretrain.structures import DataSample
     generator = torch.Generator().manual_seed(0)
-    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator)
-              for _ in range(2)]
+    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator) for _ in range(2)]
     samples = [DataSample().set_gt_label(label % num_classes) for label in (1, 7)]
     return dict(inputs=inputs, data_samples=samples)
 
@@ -91,5 +88,4 @@ def test_config_builds_and_trains_one_step(path):
     assert first_grads and torch.isfinite(first_grads[0]) and first_grads[0] > 0, first_name
     changed = [name for name, p in model.named_parameters() if not torch.equal(before[name], p)]
     assert first_name in changed and 'head.fc.weight' in changed
-    assert len(changed) > 0.9 * len(before), (
-        f'only {len(changed)} of {len(before)} parameters changed')
+    assert len(changed) > 0.9 * len(before), (f'only {len(changed)} of {len(before)} parameters changed')

@@ -21,8 +21,8 @@ from mmengine.registry import init_default_scope
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_ROOT = osp.join(REPO_ROOT, 'configs')
 NOT_FAMILIES = ('_base_', 'demo')
-FAMILIES = sorted(name for name in os.listdir(CONFIG_ROOT)
-                  if osp.isdir(osp.join(CONFIG_ROOT, name)) and name not in NOT_FAMILIES)
+FAMILIES = sorted(
+    name for name in os.listdir(CONFIG_ROOT) if osp.isdir(osp.join(CONFIG_ROOT, name)) and name not in NOT_FAMILIES)
 PARAMS_RTOL = 0.005
 TASKS = ('Image Classification', 'Object Detection', 'Instance Segmentation')
 
@@ -65,8 +65,7 @@ def test_metafile_schema(path):
         for result in model['Results'] or []:
             assert result['Task'] in TASKS, name
             assert result['Dataset'] == model['Metadata']['Training Data'], name
-            assert result['Metrics'] and all(
-                isinstance(v, (int, float)) for v in result['Metrics'].values()), name
+            assert result['Metrics'] and all(isinstance(v, (int, float)) for v in result['Metrics'].values()), name
         if 'Weights' in model:
             assert model['Weights'].startswith('https://'), name
             assert model['Converted From']['Weights'] == model['Weights'], name
@@ -77,8 +76,7 @@ def test_every_config_is_listed_once():
     assert len(names) == len(set(names)), 'duplicate model names'
     listed = sorted(model['Config'] for _, model in MODELS)
     on_disk = sorted(
-        osp.relpath(p, REPO_ROOT)
-        for family in FAMILIES for p in glob.glob(osp.join(CONFIG_ROOT, family, '*.py')))
+        osp.relpath(p, REPO_ROOT) for family in FAMILIES for p in glob.glob(osp.join(CONFIG_ROOT, family, '*.py')))
     assert listed == on_disk
 
 
@@ -86,8 +84,10 @@ def test_every_config_is_listed_once():
 def test_readme_links_every_config(family):
     with open(osp.join(CONFIG_ROOT, family, 'README.md')) as f:
         readme = f.read()
-    missing = [osp.basename(p) for p in glob.glob(osp.join(CONFIG_ROOT, family, '*.py'))
-               if f']({osp.basename(p)})' not in readme]
+    missing = [
+        osp.basename(p) for p in glob.glob(osp.join(CONFIG_ROOT, family, '*.py'))
+        if f']({osp.basename(p)})' not in readme
+    ]
     assert not missing, f'configs/{family}/README.md does not link {missing}'
 
 
@@ -133,5 +133,5 @@ def test_parameters_match_the_built_model(model, fast_external_bases):
     if model['Config'].endswith('_coco.py'):
         pytest.importorskip('mmdet')
     counted = parameter_count(model['Config'])
-    assert model['Metadata']['Parameters'] == pytest.approx(counted, rel=PARAMS_RTOL), (
-        f'{model["Name"]}: metafile {model["Metadata"]["Parameters"]}, built {counted}')
+    assert model['Metadata']['Parameters'] == pytest.approx(
+        counted, rel=PARAMS_RTOL), (f'{model["Name"]}: metafile {model["Metadata"]["Parameters"]}, built {counted}')

@@ -29,16 +29,16 @@ def official_lr(base_lr: float, epoch: int, iteration: int, max_epochs: int) -> 
     return regular * (1 - (1 - iteration / WARMUP_ITERS) * (1 - WARMUP_RATIO))
 
 
-@pytest.mark.parametrize('config', ['rednet/rednet50_64xb32_in1k.py',
-                                    'cednet/cednet50_64xb32_in1k.py'])
+@pytest.mark.parametrize('config', ['rednet/rednet50_64xb32_in1k.py', 'cednet/cednet50_64xb32_in1k.py'])
 def test_imagenet_schedule_matches_the_official_mmcls_one(config):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
     base_lr = cfg.optim_wrapper.optimizer.lr
     max_epochs = cfg.train_cfg.max_epochs
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
-    schedulers = [PARAM_SCHEDULERS.build(dict(scheduler, optimizer=optimizer,
-                                              epoch_length=ITERS_PER_EPOCH))
-                  for scheduler in cfg.param_scheduler]
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(scheduler, optimizer=optimizer, epoch_length=ITERS_PER_EPOCH))
+        for scheduler in cfg.param_scheduler
+    ]
     assert all(isinstance(s, _ParamScheduler) for s in schedulers)
 
     iteration = 0

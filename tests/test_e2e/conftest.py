@@ -11,8 +11,12 @@ from e2e_helpers import NUM_TRAIN, NUM_VAL, run_tool
 def demo_data(tmp_path_factory):
     """The generated classification and COCO sets, written once per session."""
     root = tmp_path_factory.mktemp('demo_data')
-    run_tool(['tools/misc/make_demo_data.py', '--out', str(root), '--seed', '0',
-              '--num-train', str(NUM_TRAIN), '--num-val', str(NUM_VAL)])
+    run_tool([
+        'tools/misc/make_demo_data.py', '--out',
+        str(root), '--seed', '0', '--num-train',
+        str(NUM_TRAIN), '--num-val',
+        str(NUM_VAL)
+    ])
     return root
 
 
@@ -20,8 +24,9 @@ def demo_data(tmp_path_factory):
 def cls_data_options(demo_data) -> List[str]:
     """``--cfg-options`` entries pointing the demo classifier at the generated set."""
     root = demo_data / 'cls'
-    return [f'{loader}.dataset.data_root={root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    return [
+        f'{loader}.dataset.data_root={root}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
 
 
 @pytest.fixture(scope='session')
@@ -29,8 +34,7 @@ def det_data_options(demo_data) -> List[str]:
     """``--cfg-options`` entries pointing the demo detectors at the generated COCO set."""
     root = f'{demo_data / "coco"}/'
     return [
-        *(f'{loader}.dataset.data_root={root}'
-          for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')),
+        *(f'{loader}.dataset.data_root={root}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')),
         *(f'{evaluator}.ann_file={root}annotations/instances_val.json'
           for evaluator in ('val_evaluator', 'test_evaluator')),
     ]
@@ -40,6 +44,5 @@ def det_data_options(demo_data) -> List[str]:
 def tiny_data(tmp_path_factory):
     """Classification and COCO sets of a few images, for runs that are refused or train a step."""
     root = tmp_path_factory.mktemp('tiny_data')
-    run_tool(['tools/misc/make_demo_data.py', '--out', str(root), '--seed', '0',
-              '--num-train', '8', '--num-val', '4'])
+    run_tool(['tools/misc/make_demo_data.py', '--out', str(root), '--seed', '0', '--num-train', '8', '--num-val', '4'])
     return root

@@ -38,8 +38,8 @@ def tool_env() -> Dict[str, str]:
 def run_tool(args: List[str], timeout: float = 300, check: bool = True,
              env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repository root; on an unexpected failure show its output."""
-    result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=timeout, env=env or tool_env())
+    result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+                            env=env or tool_env())
     if check and result.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited with {result.returncode}:\n'
                     f'{result.stdout[-4000:]}\n{result.stderr[-6000:]}')
@@ -51,8 +51,8 @@ def run_until_first_checkpoint(args: List[str], work_dir: str, timeout: float = 
     first checkpoint, and return that checkpoint's path."""
     marker = osp.join(work_dir, 'last_checkpoint')
     with open(osp.join(work_dir, 'interrupted_run.log'), 'w') as log:
-        proc = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, env=tool_env())
+        proc = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env=tool_env())
         deadline = time.time() + timeout
         checkpoint = ''
         try:
@@ -87,8 +87,7 @@ def max_weight_difference(path_a: str, path_b: str) -> float:
     """max |a - b| over every floating-point tensor of two checkpoints' state dicts."""
     a, b = load_checkpoint(path_a)['state_dict'], load_checkpoint(path_b)['state_dict']
     assert a.keys() == b.keys()
-    return max((a[k].double() - b[k].double()).abs().max().item()
-               for k in a if torch.is_floating_point(a[k]))
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if torch.is_floating_point(a[k]))
 
 
 def metric_lines(stdout: str) -> Dict[str, float]:
@@ -117,8 +116,9 @@ def refusal(result: subprocess.CompletedProcess) -> str:
 
 def data_root_options(root) -> List[str]:
     """``--cfg-options`` entries pointing the three dataloaders of a config at ``root``."""
-    return [f'{loader}.dataset.data_root={root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    return [
+        f'{loader}.dataset.data_root={root}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
 
 
 def save_model_checkpoint(config: str, path: str, options: Optional[dict] = None,

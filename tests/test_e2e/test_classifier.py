@@ -16,14 +16,13 @@ NUM_CLASSES = 4
 def test_train_resume_then_test(cls_data_options, tmp_path):
     work_dir = str(tmp_path)
     options = ['--cfg-options', *cls_data_options]
-    run_tool(['tools/train.py', CLS_CONFIG, '--work-dir', work_dir, *options,
-              'train_cfg.max_epochs=1'])
+    run_tool(['tools/train.py', CLS_CONFIG, '--work-dir', work_dir, *options, 'train_cfg.max_epochs=1'])
     iters_per_epoch = NUM_TRAIN // BATCH_SIZE
     meta = load_checkpoint(osp.join(work_dir, 'epoch_1.pth'))['meta']
     assert (meta['epoch'], meta['iter']) == (1, iters_per_epoch)
 
-    resumed = run_tool(['tools/train.py', CLS_CONFIG, '--work-dir', work_dir, '--resume',
-                        *options, 'train_cfg.max_epochs=3'])
+    resumed = run_tool(
+        ['tools/train.py', CLS_CONFIG, '--work-dir', work_dir, '--resume', *options, 'train_cfg.max_epochs=3'])
     log = resumed.stdout + resumed.stderr
     assert f'resumed epoch: 1, iter: {iters_per_epoch}' in log
     # It went on with epochs 2 and 3 and did not train epoch 1 again.
@@ -35,8 +34,9 @@ def test_train_resume_then_test(cls_data_options, tmp_path):
     best = glob.glob(osp.join(work_dir, 'best_accuracy_top1_epoch_*.pth'))
     assert len(best) == 1, sorted(glob.glob(osp.join(work_dir, '*.pth')))
 
-    tested = run_tool(['tools/test.py', CLS_CONFIG, osp.join(work_dir, 'epoch_3.pth'),
-                       '--work-dir', work_dir, *options])
+    tested = run_tool(
+        ['tools/test.py', CLS_CONFIG,
+         osp.join(work_dir, 'epoch_3.pth'), '--work-dir', work_dir, *options])
     accuracy = metric_lines(tested.stdout)['accuracy/top1']
     chance = 100 / NUM_CLASSES
     assert accuracy >= 2 * chance, f'top-1 {accuracy:.1f}% is not well above chance ({chance}%)'

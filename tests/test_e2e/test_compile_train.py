@@ -27,8 +27,10 @@ def test_compiled_training_matches_eager(cls_data_options, tmp_path):
                           "optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.05, "
                           'momentum=0.9))\n')
         work_dir = tmp_path / mode
-        result = run_tool(['tools/train.py', str(config), '--work-dir', str(work_dir),
-                           '--cfg-options', *cls_data_options])
+        result = run_tool(
+            ['tools/train.py',
+             str(config), '--work-dir',
+             str(work_dir), '--cfg-options', *cls_data_options])
         log = result.stdout + result.stderr
         assert ('Model has been "compiled"' in log) == (mode == 'compiled')
         checkpoints[mode] = str(work_dir / 'epoch_1.pth')

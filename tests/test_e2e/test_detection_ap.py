@@ -31,10 +31,11 @@ EPOCHS = 6
 # 50-iteration warm-up, the config's lr (SGD 0.02; RetinaNet's AdamW 2e-3), x0.1 for the last
 # epoch; no validation during training. Testing uses the whole val split: CocoMetric scores every
 # image of the annotation file, so a subset would count the images left out as missed.
-SCHEDULE = ['+train_dataloader.dataset.indices=128', f'train_cfg.max_epochs={EPOCHS}',
-            'train_cfg.val_interval=100',
-            f'param_scheduler.1.milestones=[{EPOCHS - 1}]', f'param_scheduler.1.end={EPOCHS}',
-            'default_hooks.checkpoint.interval=100']
+SCHEDULE = [
+    '+train_dataloader.dataset.indices=128', f'train_cfg.max_epochs={EPOCHS}', 'train_cfg.val_interval=100',
+    f'param_scheduler.1.milestones=[{EPOCHS - 1}]', f'param_scheduler.1.end={EPOCHS}',
+    'default_hooks.checkpoint.interval=100'
+]
 UNTRAINED = {'coco/bbox_mAP': 0.004, 'coco/segm_mAP': 0.000}  # best of four seeds, either model
 THRESHOLDS = {'coco/bbox_mAP': 0.05, 'coco/segm_mAP': 0.05}
 

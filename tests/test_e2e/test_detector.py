@@ -12,8 +12,10 @@ pytestmark = pytest.mark.slow
 # Two iterations of 4 images per epoch; validation (at the end of each run) and testing use 8
 # images too. A score threshold of 0 keeps every detection, so an untrained model still yields
 # results to evaluate. `indices` is not in the configs, hence the new-key prefix `+`.
-SHORT_RUN = [*(f'+{split}_dataloader.dataset.indices=8' for split in ('train', 'val', 'test')),
-             'model.test_cfg.rcnn.score_thr=0.0']
+SHORT_RUN = [
+    *(f'+{split}_dataloader.dataset.indices=8' for split in ('train', 'val', 'test')),
+    'model.test_cfg.rcnn.score_thr=0.0'
+]
 ITERS_PER_EPOCH = 2
 
 
@@ -24,13 +26,12 @@ ITERS_PER_EPOCH = 2
 def test_train_resume_then_test(config, metrics, det_data_options, tmp_path):
     work_dir = str(tmp_path)
     options = ['--cfg-options', *det_data_options, *SHORT_RUN]
-    run_tool(['tools/train.py', config, '--work-dir', work_dir, *options,
-              'train_cfg.max_epochs=1'])
+    run_tool(['tools/train.py', config, '--work-dir', work_dir, *options, 'train_cfg.max_epochs=1'])
     meta = load_checkpoint(osp.join(work_dir, 'epoch_1.pth'))['meta']
     assert (meta['epoch'], meta['iter']) == (1, ITERS_PER_EPOCH)
 
-    resumed = run_tool(['tools/train.py', config, '--work-dir', work_dir, '--resume', *options,
-                        'train_cfg.max_epochs=2'])
+    resumed = run_tool(
+        ['tools/train.py', config, '--work-dir', work_dir, '--resume', *options, 'train_cfg.max_epochs=2'])
     log = resumed.stdout + resumed.stderr
     assert f'resumed epoch: 1, iter: {ITERS_PER_EPOCH}' in log
     assert re.search(r'Epoch\(train\)\s+\[2\]', log)
@@ -38,8 +39,7 @@ def test_train_resume_then_test(config, metrics, det_data_options, tmp_path):
     meta = load_checkpoint(osp.join(work_dir, 'epoch_2.pth'))['meta']
     assert (meta['epoch'], meta['iter']) == (2, 2 * ITERS_PER_EPOCH)
 
-    tested = run_tool(['tools/test.py', config, osp.join(work_dir, 'epoch_2.pth'),
-                       '--work-dir', work_dir, *options])
+    tested = run_tool(['tools/test.py', config, osp.join(work_dir, 'epoch_2.pth'), '--work-dir', work_dir, *options])
     printed = metric_lines(tested.stdout)
     assert all(key in printed for key in metrics), tested.stdout[-2000:]
     assert all(0.0 <= printed[key] <= 1.0 for key in metrics)

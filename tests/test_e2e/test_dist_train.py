@@ -13,10 +13,10 @@ pytestmark = pytest.mark.slow
 def test_two_processes_train_and_checkpoint(cls_data_options, tmp_path):
     work_dir = str(tmp_path)
     env = dict(tool_env(), PYTHON=sys.executable, PORT=str(free_port()))
-    result = subprocess.run(
-        ['bash', 'tools/dist_train.sh', CLS_CONFIG, '2', '--work-dir', work_dir,
-         '--cfg-options', *cls_data_options, 'train_cfg.max_epochs=1'],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        'bash', 'tools/dist_train.sh', CLS_CONFIG, '2', '--work-dir', work_dir, '--cfg-options', *cls_data_options,
+        'train_cfg.max_epochs=1'
+    ], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # world size

@@ -22,17 +22,18 @@ pytestmark = pytest.mark.slow
 
 CONFIG = 'configs/demo/mask-rcnn_rednet26-w16_involution-fpn_involution-head_demo-coco.py'
 EPOCHS = 6
-SCHEDULE = ['+train_dataloader.dataset.indices=128', f'train_cfg.max_epochs={EPOCHS}',
-            'train_cfg.val_interval=100', f'param_scheduler.1.milestones=[{EPOCHS - 1}]',
-            f'param_scheduler.1.end={EPOCHS}', 'default_hooks.checkpoint.interval=100',
-            'default_hooks.logger.interval=4']
+SCHEDULE = [
+    '+train_dataloader.dataset.indices=128', f'train_cfg.max_epochs={EPOCHS}', 'train_cfg.val_interval=100',
+    f'param_scheduler.1.milestones=[{EPOCHS - 1}]', f'param_scheduler.1.end={EPOCHS}',
+    'default_hooks.checkpoint.interval=100', 'default_hooks.logger.interval=4'
+]
 WARMUP_ITERS = 50  # the demo schedule's linear warm-up
 THRESHOLD = 0.05
 
 
 def logged_losses(work_dir: str):
     """Training entries of mmengine's scalar log (one dict per logged iteration)."""
-    (path,) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    (path, ) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
     with open(path) as f:
         return [entry for entry in map(json.loads, f) if 'loss' in entry]
 
@@ -48,12 +49,12 @@ def test_involution_mask_rcnn_trains_stably_from_scratch(det_data_options, tmp_p
         peak = max(entry[key] for entry in entries)
         assert peak <= max(2 * first[key], 0.1), f'{key} rose from {first[key]:.3f} to {peak:.3f}'
     after_warmup = [entry for entry in entries if entry['iter'] > WARMUP_ITERS]
-    largest = max((value, key) for entry in after_warmup for key, value in entry.items()
-                  if key.startswith('loss'))
+    largest = max((value, key) for entry in after_warmup for key, value in entry.items() if key.startswith('loss'))
     assert largest[0] <= 10, f'{largest[1]} = {largest[0]:.1f} after the warm-up'
 
-    tested = run_tool(['tools/test.py', CONFIG, osp.join(work_dir, f'epoch_{EPOCHS}.pth'),
-                       '--work-dir', work_dir, *options])
+    tested = run_tool(
+        ['tools/test.py', CONFIG,
+         osp.join(work_dir, f'epoch_{EPOCHS}.pth'), '--work-dir', work_dir, *options])
     printed = metric_lines(tested.stdout)
     for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
         assert printed.get(key, 0) > THRESHOLD, tested.stdout[-2000:]

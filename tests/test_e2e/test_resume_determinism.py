@@ -59,6 +59,6 @@ def test_resumed_run_matches_uninterrupted_run(loop, cls_data_options, tmp_path)
     resumed = interrupted_then_resumed(config, options, str(tmp_path / 'resumed'), first, last)
     assert max_weight_difference(straight, resumed) == 0.0
 
-    unhooked = interrupted_then_resumed(config, [*options, *WITHOUT_HOOK],
-                                        str(tmp_path / 'resumed_without_hook'), first, last)
+    unhooked = interrupted_then_resumed(config, [*options, *WITHOUT_HOOK], str(tmp_path / 'resumed_without_hook'),
+                                        first, last)
     assert max_weight_difference(straight, unhooked) > 0.0

@@ -31,14 +31,17 @@ def coco_root(tiny_data, tmp_path):
 
 def train(work_dir, *args, config=CLS_CONFIG, root=None):
     options = data_root_options(root) if root else []
-    return run_tool(['tools/train.py', config, '--work-dir', str(work_dir), *args,
-                     '--cfg-options', *options, 'train_cfg.max_epochs=1'], check=False)
+    return run_tool([
+        'tools/train.py', config, '--work-dir',
+        str(work_dir), *args, '--cfg-options', *options, 'train_cfg.max_epochs=1'
+    ], check=False)
 
 
 def evaluate(work_dir, checkpoint, *args, root=None):
     options = ['--cfg-options', *data_root_options(root)] if root else []
-    return run_tool(['tools/test.py', CLS_CONFIG, str(checkpoint), '--work-dir', str(work_dir),
-                     *args, *options], check=False)
+    return run_tool(['tools/test.py', CLS_CONFIG,
+                     str(checkpoint), '--work-dir',
+                     str(work_dir), *args, *options], check=False)
 
 
 @pytest.mark.parametrize('config, loader, layout', [
@@ -47,8 +50,10 @@ def evaluate(work_dir, checkpoint, *args, root=None):
 ], ids=['classifier', 'faster_rcnn'])
 def test_missing_dataset_names_path_and_layout(config, loader, layout, tmp_path):
     missing = str(tmp_path / 'nowhere')
-    result = run_tool(['tools/train.py', config, '--work-dir', str(tmp_path / 'work'),
-                       '--cfg-options', f'{loader}.dataset.data_root={missing}'], check=False)
+    result = run_tool([
+        'tools/train.py', config, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', f'{loader}.dataset.data_root={missing}'
+    ], check=False)
     message = refusal(result)
     assert missing in message and layout in message
     assert not osp.exists(tmp_path / 'work')
@@ -73,8 +78,7 @@ def five_class_checkpoint(tmp_path):
     return path
 
 
-def test_evaluating_another_models_checkpoint_is_refused(cls_root, five_class_checkpoint,
-                                                         tmp_path):
+def test_evaluating_another_models_checkpoint_is_refused(cls_root, five_class_checkpoint, tmp_path):
     message = refusal(evaluate(tmp_path / 'work', five_class_checkpoint, root=cls_root))
     assert message.startswith(f'error: The evaluation checkpoint {five_class_checkpoint} does '
                               'not match ImageClassifier: 0 missing, 0 unexpected and 2 '
@@ -87,10 +91,8 @@ def test_evaluating_another_models_checkpoint_is_refused(cls_root, five_class_ch
     assert 'accuracy/top1: ' in allowed.stdout
 
 
-def test_fine_tuning_from_another_models_checkpoint_is_refused(cls_root, five_class_checkpoint,
-                                                               tmp_path):
-    result = train(tmp_path / 'work', '--cfg-options', f'load_from={five_class_checkpoint}',
-                   root=cls_root)
+def test_fine_tuning_from_another_models_checkpoint_is_refused(cls_root, five_class_checkpoint, tmp_path):
+    result = train(tmp_path / 'work', '--cfg-options', f'load_from={five_class_checkpoint}', root=cls_root)
     message = refusal(result)
     assert message.startswith(f'error: The load_from checkpoint {five_class_checkpoint} does '
                               'not match ImageClassifier')
@@ -98,10 +100,8 @@ def test_fine_tuning_from_another_models_checkpoint_is_refused(cls_root, five_cl
     assert not osp.exists(tmp_path / 'work')
 
 
-def test_resuming_another_models_checkpoint_is_refused(cls_root, five_class_checkpoint,
-                                                       tmp_path):
-    message = refusal(train(tmp_path / 'work', '--resume', str(five_class_checkpoint),
-                            root=cls_root))
+def test_resuming_another_models_checkpoint_is_refused(cls_root, five_class_checkpoint, tmp_path):
+    message = refusal(train(tmp_path / 'work', '--resume', str(five_class_checkpoint), root=cls_root))
     assert message.startswith(f'error: The --resume checkpoint {five_class_checkpoint} does not '
                               'match ImageClassifier')
     assert not osp.exists(tmp_path / 'work')
@@ -129,7 +129,7 @@ def test_lock_of_a_killed_run_is_taken_over(cls_root, tmp_path):
 # -- 3, 4. COCO files -----------------------------------------------------------------------------
 @pytest.mark.parametrize('damage, expected', [
     ('rename', "names classes that {ann} does not have: 'ellipse' (the file has 'Ellipse'); "
-               "its categories are 'rectangle', 'triangle', 'Ellipse'"),
+     "its categories are 'rectangle', 'triangle', 'Ellipse'"),
     ('truncate', 'annotation file {ann} is not valid JSON (line 1, column 12: Expecting value)'),
     ('empty', 'annotation file {ann} is empty'),
 ])
@@ -141,8 +141,7 @@ def test_unusable_coco_file_is_refused(damage, expected, coco_root, tmp_path):
         ann.write_text(json.dumps(coco))
     else:
         ann.write_text('{"images": ' if damage == 'truncate' else '')
-    message = refusal(train(tmp_path / 'work', '--no-validate', config=DET_CONFIG,
-                            root=f'{coco_root}/'))
+    message = refusal(train(tmp_path / 'work', '--no-validate', config=DET_CONFIG, root=f'{coco_root}/'))
     assert message.startswith('error: The train_dataloader ')
     assert expected.format(ann=ann) in message
     assert not osp.exists(tmp_path / 'work')
@@ -152,10 +151,9 @@ def test_unusable_coco_file_is_refused(damage, expected, coco_root, tmp_path):
 def test_val_split_with_other_class_folders_is_refused(cls_root, tmp_path):
     shutil.rmtree(cls_root / 'val' / 'disc')
     message = refusal(train(tmp_path / 'work', root=cls_root))
-    assert message == (
-        "error: The val_dataloader dataset's class folders differ from the classes of the "
-        "train_dataloader dataset (it lacks 'disc'), which would give its images wrong labels "
-        '(classes are numbered by sorted folder name); give every split the same class folders.')
+    assert message == ("error: The val_dataloader dataset's class folders differ from the classes of the "
+                       "train_dataloader dataset (it lacks 'disc'), which would give its images wrong labels "
+                       '(classes are numbered by sorted folder name); give every split the same class folders.')
     assert not osp.exists(tmp_path / 'work')
 
 
@@ -169,24 +167,25 @@ def test_test_split_with_other_classes_than_the_checkpoint_is_refused(cls_root, 
 
 
 # -- 6. one sentence for each bad input -----------------------------------------------------------
-@pytest.mark.parametrize('args, expected', [
-    (['tools/train.py', 'configs/demo/nope.py'],
-     'error: Config file configs/demo/nope.py does not exist; check the path.'),
-    (['tools/test.py', CLS_CONFIG, 'nope.pth', '--out', 'predictions.json'],
-     'error: --out must name a .pkl file, got predictions.json.'),
-    (['tools/train.py', CLS_CONFIG, '--cfg-options', 'train_cfg.max_epochs'],
-     'error: --cfg-options entry \'train_cfg.max_epochs\' has no "="; write KEY=VALUE, e.g. '
-     'train_cfg.max_epochs=12; see train.py --help.'),
-    (['tools/train.py', CLS_CONFIG, '--cfg-options', 'train_cfg.max_epoch=1'],
-     'error: --cfg-options key train_cfg.max_epoch is not in the config (did you mean '
-     'train_cfg.max_epochs?); to add a key the config does not have, write '
-     '+train_cfg.max_epoch=VALUE.'),
-    (['tools/train.py', CLS_CONFIG, '--cfg-options', 'optim_wraper.optimizer.lr=10'],
-     'error: --cfg-options key optim_wraper.optimizer.lr is not in the config (did you mean '
-     'optim_wrapper.optimizer.lr?); to add a key the config does not have, write '
-     '+optim_wraper.optimizer.lr=VALUE.'),
-], ids=['missing_config', 'out_not_pkl', 'option_without_equals',
-        'misspelled_nested_key', 'misspelled_top_level_key'])
+@pytest.mark.parametrize(
+    'args, expected', [
+        (['tools/train.py', 'configs/demo/nope.py'
+          ], 'error: Config file configs/demo/nope.py does not exist; check the path.'),
+        (['tools/test.py', CLS_CONFIG, 'nope.pth', '--out', 'predictions.json'
+          ], 'error: --out must name a .pkl file, got predictions.json.'),
+        (['tools/train.py', CLS_CONFIG, '--cfg-options', 'train_cfg.max_epochs'
+          ], 'error: --cfg-options entry \'train_cfg.max_epochs\' has no "="; write KEY=VALUE, e.g. '
+         'train_cfg.max_epochs=12; see train.py --help.'),
+        (['tools/train.py', CLS_CONFIG, '--cfg-options', 'train_cfg.max_epoch=1'
+          ], 'error: --cfg-options key train_cfg.max_epoch is not in the config (did you mean '
+         'train_cfg.max_epochs?); to add a key the config does not have, write '
+         '+train_cfg.max_epoch=VALUE.'),
+        (['tools/train.py', CLS_CONFIG, '--cfg-options', 'optim_wraper.optimizer.lr=10'
+          ], 'error: --cfg-options key optim_wraper.optimizer.lr is not in the config (did you mean '
+         'optim_wrapper.optimizer.lr?); to add a key the config does not have, write '
+         '+optim_wraper.optimizer.lr=VALUE.'),
+    ],
+    ids=['missing_config', 'out_not_pkl', 'option_without_equals', 'misspelled_nested_key', 'misspelled_top_level_key'])
 def test_bad_command_line_is_one_sentence(args, expected, tmp_path):
     result = run_tool([*args, '--work-dir', str(tmp_path / 'work')], check=False)
     assert refusal(result) == expected

@@ -76,7 +76,7 @@ BUDGETS = {
 
 def count(model, size):
     """(params, FLOPs) as ``get_model_complexity_info`` counts them, with a single trace."""
-    inputs = (torch.randn(1, 3, size, size),)
+    inputs = (torch.randn(1, 3, size, size), )
     return parameter_count(model)[''], flop_analyzer(model, inputs).total()
 
 
@@ -95,6 +95,5 @@ def test_counter_is_get_model_complexity_info():
     """The single-trace count equals mmconv's get_model_complexity_info, operators included."""
     model = LinearClassifier(CedNet(26), 10).eval()
     params, flops = count(model, 64)
-    info = get_model_complexity_info(model, inputs=(torch.randn(1, 3, 64, 64),),
-                                     show_table=False, show_arch=False)
+    info = get_model_complexity_info(model, inputs=(torch.randn(1, 3, 64, 64), ), show_table=False, show_arch=False)
     assert (info['params'], info['flops']) == (params, flops)

@@ -24,30 +24,30 @@ def ceil_div(size, stride):
 # (factory, input size, per-stage (channels, total stride)); sizes include odd and
 # non-divisible ones: every stride-2 layer rounds up.
 SHAPE_CASES = {
-    'resnet18': (lambda: OperatorResNet(18, out_indices=ALL), 65,
-                 [(64, 4), (128, 8), (256, 16), (512, 32)]),
-    'resnet50-cifar': (lambda: OperatorResNet(50, stem_type='conv3', stem_pool=None,
-                                              out_indices=ALL), 33,
-                       [(256, 1), (512, 2), (1024, 4), (2048, 8)]),
-    'rednet26': (lambda: RedNet(26, out_indices=ALL), 64,
-                 [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
-    'rednet26-stem7': (lambda: RedNet(26, stem_kernel=7, out_indices=ALL), 57,
-                       [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
-    'cednet26': (lambda: CedNet(26, out_indices=ALL), 65,
-                 [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
-    'sccnet18-scc5x5': (lambda: SCCNet(18, out_indices=ALL), 63,
-                        [(64, 4), (128, 8), (256, 16), (512, 32)]),
-    'sccnet18-cifar': (lambda: SCCNet(18, stem_type='conv3', stem_pool=None, out_indices=ALL), 33,
-                       [(64, 1), (128, 2), (256, 4), (512, 8)]),
-    'scconv-r26': (lambda: SCConvResNet(26, out_indices=ALL), 33,
-                   [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
-    'sdnet18-cifar': (lambda: SDNet(18, stem='cifar', out_indices=ALL, **FAST_CSC), 32,
-                      [(64, 1), (128, 2), (256, 4), (512, 8)]),
-    'sdnet18-all-imagenet': (lambda: SDNet(18, csc_layers='all', out_indices=ALL, **FAST_CSC), 65,
-                             [(64, 4), (128, 8), (256, 16), (512, 32)]),
-    'sdnet18-all-noshortcut-cifar': (lambda: SDNet(18, csc_layers='all', shortcut=False,
-                                                   stem='cifar', out_indices=ALL, **FAST_CSC), 31,
-                                     [(64, 1), (128, 2), (256, 4), (512, 8)]),
+    'resnet18': (lambda: OperatorResNet(18, out_indices=ALL), 65, [(64, 4), (128, 8), (256, 16), (512, 32)]),
+    'resnet50-cifar': (lambda: OperatorResNet(50, stem_type='conv3', stem_pool=None, out_indices=ALL), 33, [(256, 1),
+                                                                                                            (512, 2),
+                                                                                                            (1024, 4),
+                                                                                                            (2048, 8)]),
+    'rednet26': (lambda: RedNet(26, out_indices=ALL), 64, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    'rednet26-stem7': (lambda: RedNet(26, stem_kernel=7, out_indices=ALL), 57, [(256, 4), (512, 8), (1024, 16),
+                                                                                (2048, 32)]),
+    'cednet26': (lambda: CedNet(26, out_indices=ALL), 65, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    'sccnet18-scc5x5': (lambda: SCCNet(18, out_indices=ALL), 63, [(64, 4), (128, 8), (256, 16), (512, 32)]),
+    'sccnet18-cifar': (lambda: SCCNet(18, stem_type='conv3', stem_pool=None, out_indices=ALL), 33, [(64, 1), (128, 2),
+                                                                                                    (256, 4),
+                                                                                                    (512, 8)]),
+    'scconv-r26': (lambda: SCConvResNet(26, out_indices=ALL), 33, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    'sdnet18-cifar': (lambda: SDNet(18, stem='cifar', out_indices=ALL, **FAST_CSC), 32, [(64, 1), (128, 2), (256, 4),
+                                                                                         (512, 8)]),
+    'sdnet18-all-imagenet': (lambda: SDNet(18, csc_layers='all', out_indices=ALL, **FAST_CSC), 65, [(64, 4), (128, 8),
+                                                                                                    (256, 16),
+                                                                                                    (512, 32)]),
+    'sdnet18-all-noshortcut-cifar':
+    (lambda: SDNet(18, csc_layers='all', shortcut=False, stem='cifar', out_indices=ALL, **FAST_CSC), 31, [(64, 1),
+                                                                                                          (128, 2),
+                                                                                                          (256, 4),
+                                                                                                          (512, 8)]),
 }
 
 
@@ -58,17 +58,16 @@ def test_stage_shapes_ceil_mode(name):
     with torch.no_grad():
         outs = model(torch.randn(1, 3, size, size))
     assert isinstance(outs, tuple)
-    assert [tuple(o.shape) for o in outs] == [
-        (1, c, ceil_div(size, s), ceil_div(size, s)) for c, s in stages]
+    assert [tuple(o.shape) for o in outs] == [(1, c, ceil_div(size, s), ceil_div(size, s)) for c, s in stages]
     assert model.feat_dim == stages[-1][0]
 
 
-@pytest.mark.parametrize('out_indices', [(3,), (0,), (1, 3), (0, 1, 2, 3)])
+@pytest.mark.parametrize('out_indices', [(3, ), (0, ), (1, 3), (0, 1, 2, 3)])
 def test_out_indices(out_indices):
     model = OperatorResNet(18, out_indices=out_indices).eval()
     outs = model(torch.randn(1, 3, 32, 32))
     assert isinstance(outs, tuple)
-    assert [o.shape[1] for o in outs] == [64 * 2 ** i for i in out_indices]
+    assert [o.shape[1] for o in outs] == [64 * 2**i for i in out_indices]
 
 
 def test_forward_in_train_mode_and_backward():
@@ -117,8 +116,9 @@ def test_norm_eval_covers_norms_inside_operators():
     model = RedNet(26, norm_eval=True)
     model.train()
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    inner = [m for op in model.modules() if isinstance(op, Involution)
-             for m in op.modules() if isinstance(m, _BatchNorm)]
+    inner = [
+        m for op in model.modules() if isinstance(op, Involution) for m in op.modules() if isinstance(m, _BatchNorm)
+    ]
     assert inner and all(not m.training for m in norms)
     assert model.training and model.layer1[0].conv1.training
     before = [m.running_var.clone() for m in norms]
@@ -181,14 +181,14 @@ def official_rednet_shapes(stage_blocks, stem_kernel=3):
 
     def bn(prefix, channels):
         for key in ('weight', 'bias', 'running_mean', 'running_var'):
-            shapes[f'{prefix}.{key}'] = (channels,)
+            shapes[f'{prefix}.{key}'] = (channels, )
         shapes[f'{prefix}.num_batches_tracked'] = ()
 
     def involution(prefix, channels, kernel):
         shapes[f'{prefix}.conv1.conv.weight'] = (channels // 4, channels, 1, 1)
         bn(f'{prefix}.conv1.bn', channels // 4)
-        shapes[f'{prefix}.conv2.conv.weight'] = (kernel ** 2 * channels // 16, channels // 4, 1, 1)
-        shapes[f'{prefix}.conv2.conv.bias'] = (kernel ** 2 * channels // 16,)
+        shapes[f'{prefix}.conv2.conv.weight'] = (kernel**2 * channels // 16, channels // 4, 1, 1)
+        shapes[f'{prefix}.conv2.conv.bias'] = (kernel**2 * channels // 16, )
 
     shapes['stem.0.conv.weight'] = (32, 3, 3, 3)
     bn('stem.0.bn', 32)
@@ -198,7 +198,7 @@ def official_rednet_shapes(stage_blocks, stem_kernel=3):
     bn('stem.4.bn', 64)
     in_channels = 64
     for i, num_blocks in enumerate(stage_blocks):
-        mid, out = 64 * 2 ** i, 256 * 2 ** i
+        mid, out = 64 * 2**i, 256 * 2**i
         for j in range(num_blocks):
             prefix = f'layer{i + 1}.{j}'
             shapes[f'{prefix}.conv1.weight'] = (mid, in_channels if j == 0 else out, 1, 1)
@@ -236,9 +236,9 @@ def test_rednet_init_is_the_official_one():
     span = model.layer3[0].conv2.conv2.conv  # 1×1, 64 → 49·16 with bias
     assert torch.all(span.bias == 0)
     fan_out = span.out_channels
-    assert span.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
+    assert span.weight.std().item() == pytest.approx((2 / fan_out)**0.5, rel=0.1)
     reduce = model.layer4[0].conv2.conv1.conv  # 1×1, 512 → 128
-    assert reduce.weight.std().item() == pytest.approx((2 / 128) ** 0.5, rel=0.1)
+    assert reduce.weight.std().item() == pytest.approx((2 / 128)**0.5, rel=0.1)
 
 
 def test_sccnet_init_and_activations():
@@ -251,8 +251,7 @@ def test_sccnet_init_and_activations():
     for param_name in ('weight', 'bias', 'alpha', 'beta'):
         values = torch.cat([getattr(m, param_name).detach().flatten() for m in sccs])
         assert values.abs().max() <= 1 and values.abs().max() > 0.99, param_name
-    assert all(torch.all(block.norm2.weight == 1) for layer in model.res_layers
-               for block in getattr(model, layer))
+    assert all(torch.all(block.norm2.weight == 1) for layer in model.res_layers for block in getattr(model, layer))
     activations = (torch.nn.ReLU, torch.nn.Mish, torch.nn.GELU, torch.nn.SiLU)
     assert not any(isinstance(m, activations) for m in model.modules())
 
@@ -287,20 +286,19 @@ def test_sdnet_lambda_per_layer_at_test_time():
         model.set_lambda(0.1, '^conv1$')
         torch.testing.assert_close(model(x)[0], reference)
     every = model.set_lambda(0.3)
-    assert len(every) == 17 and all(m.lam == 0.3 for m in model.modules()
-                                    if isinstance(m, CSCConv2d))
+    assert len(every) == 17 and all(m.lam == 0.3 for m in model.modules() if isinstance(m, CSCConv2d))
 
 
 @pytest.mark.parametrize('factory, message', [
     (lambda: OperatorResNet(20), 'depth must be one of'),
-    (lambda: OperatorResNet(18, out_indices=(4,)), 'out_indices'),
+    (lambda: OperatorResNet(18, out_indices=(4, )), 'out_indices'),
     (lambda: OperatorResNet(18, out_indices=()), 'out_indices'),
-    (lambda: OperatorResNet(18, num_stages=3, out_indices=(0,)), 'strides must have'),
+    (lambda: OperatorResNet(18, num_stages=3, out_indices=(0, )), 'strides must have'),
     (lambda: OperatorResNet(18, frozen_stages=5), 'frozen_stages'),
     (lambda: OperatorResNet(18, stem_type='conv5'), 'stem_type'),
     (lambda: OperatorResNet(18, stem_pool='avg'), 'stem_pool'),
     (lambda: OperatorResNet(18, downsample_kernel_size=2), 'downsample_kernel_size'),
-    (lambda: OperatorResNet(18, act_positions=('head',)), 'act_positions'),
+    (lambda: OperatorResNet(18, act_positions=('head', )), 'act_positions'),
     (lambda: RedNet(18), 'RedNet depth must be one of'),
     (lambda: CedNet(34), 'CedNet depth must be one of'),
     (lambda: RedNet(26, stem_kernel=4), 'odd kernel_size'),
@@ -336,7 +334,7 @@ def test_builds_from_mmdet_and_mmpretrain_scopes(cfg):
     backbone.train()
     assert len(backbone(torch.randn(1, 3, 32, 32))) == 4
     init_default_scope('mmpretrain')
-    classifier = MODELS.build(dict(
-        type='ImageClassifier', backbone=copy.deepcopy(cfg), neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=7, in_channels=backbone.feat_dim)))
+    classifier = MODELS.build(
+        dict(type='ImageClassifier', backbone=copy.deepcopy(cfg), neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=7, in_channels=backbone.feat_dim)))
     assert classifier(torch.randn(2, 3, 32, 32), mode='tensor').shape == (2, 7)

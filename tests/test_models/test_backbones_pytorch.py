@@ -66,5 +66,4 @@ def test_backbone_compiles_like_eager(name):
 @pytest.mark.parametrize('name', list(BACKBONE_CONFIGS))
 def test_backbone_exports_to_onnx(name, tmp_path):
     """The default exporter with dynamic batch and size; onnxruntime equals eager on two sizes."""
-    assert_onnx_matches_eager(build_backbone(name), inputs((2, 3, 64, 72), (3, 3, 80, 68)),
-                              tmp_path / f'{name}.onnx')
+    assert_onnx_matches_eager(build_backbone(name), inputs((2, 3, 64, 72), (3, 3, 80, 68)), tmp_path / f'{name}.onnx')

@@ -49,8 +49,7 @@ def test_scconv_example_from_the_brief():
 def test_op_kernel_size_keeps_the_slot_geometry():
     """A 7×7 involution in a 3×3 slot: the operator of kernel 7, the slot's output size."""
     torch.manual_seed(0)
-    layer = build_conv_layer(dict(type='Involution', op_kernel_size=7), 32, 32, 3, stride=2,
-                             padding=1).eval()
+    layer = build_conv_layer(dict(type='Involution', op_kernel_size=7), 32, 32, 3, stride=2, padding=1).eval()
     op = Involution(32, 7, 2).eval()
     op.load_state_dict(layer.state_dict())
     x = torch.randn(1, 32, 11, 11)
@@ -60,8 +59,7 @@ def test_op_kernel_size_keeps_the_slot_geometry():
 
 
 def test_csc_takes_any_padding_and_op_kwargs():
-    layer = build_conv_layer(dict(type='CSCConv2d', lam=0.3, num_steps=3), 3, 8, 3, stride=1,
-                             padding=0)
+    layer = build_conv_layer(dict(type='CSCConv2d', lam=0.3, num_steps=3), 3, 8, 3, stride=1, padding=0)
     assert layer.lam == 0.3 and layer.num_steps == 3
     assert layer(torch.randn(1, 3, 10, 10)).shape == (1, 8, 8, 8)
 
@@ -69,8 +67,7 @@ def test_csc_takes_any_padding_and_op_kwargs():
 @pytest.mark.parametrize('type_, op_class, cin, cout, make_op', OPERATORS, ids=IDS)
 def test_conv_module(type_, op_class, cin, cout, make_op):
     """mmcv's ConvModule (used by necks and heads) wraps every adapter, with its norm and act."""
-    module = ConvModule(cin, cout, 3, stride=2, padding=1, conv_cfg=dict(type=type_),
-                        norm_cfg=dict(type='BN'))
+    module = ConvModule(cin, cout, 3, stride=2, padding=1, conv_cfg=dict(type=type_), norm_cfg=dict(type='BN'))
     module.init_weights()
     assert isinstance(module.conv, op_class)
     assert module(torch.randn(2, cin, 9, 9)).shape == (2, cout, 5, 5)
@@ -82,26 +79,23 @@ def test_mmdet_resnet_dcn_slot(type_):
     from mmdet.models.backbones import ResNet
 
     # A quarter of the usual widths keeps this fast; the slots still see 32 to 128 channels.
-    model = ResNet(depth=50, base_channels=16, dcn=dict(type=type_),
-                   stage_with_dcn=(False, True, True, True), out_indices=(0, 1, 2, 3),
-                   norm_eval=False)
+    model = ResNet(depth=50, base_channels=16, dcn=dict(type=type_), stage_with_dcn=(False, True, True, True),
+                   out_indices=(0, 1, 2, 3), norm_eval=False)
     model.init_weights()
     model.train()
     assert isinstance(model.layer1[0].conv2, nn.Conv2d)
-    assert all(isinstance(getattr(model, f'layer{i}')[0].conv2, nn.Module) and
-               type(getattr(model, f'layer{i}')[0].conv2).__name__.endswith('Layer')
-               for i in (2, 3, 4))
+    assert all(
+        isinstance(getattr(model, f'layer{i}')[0].conv2, nn.Module)
+        and type(getattr(model, f'layer{i}')[0].conv2).__name__.endswith('Layer') for i in (2, 3, 4))
     outs = model(torch.randn(2, 3, 64, 64))
-    assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4),
-                                              (2, 512, 2, 2)]
+    assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)]
     sum(o.mean() for o in outs).backward()
 
 
 def test_mmdet_resnet_dcn_slot_with_op_kernel():
     """RedNet's 7×7 involution through the dcn slot, state-dict keys as in the official RedNet."""
     from mmdet.models.backbones import ResNet
-    model = ResNet(depth=50, dcn=dict(type='Involution', op_kernel_size=7),
-                   stage_with_dcn=(True, True, True, True))
+    model = ResNet(depth=50, dcn=dict(type='Involution', op_kernel_size=7), stage_with_dcn=(True, True, True, True))
     assert model.layer1[0].conv2.kernel_size == 7
     assert 'layer1.0.conv2.conv2.conv.weight' in model.state_dict()
     assert model.state_dict()['layer1.0.conv2.conv2.conv.weight'].shape == (49 * 4, 16, 1, 1)

@@ -17,11 +17,10 @@ SCCONV = dict(type='SCConv')
 def classifier(op_cfg, num_classes=100):
     """DenseNet-121 (``op_cfg=None``) or SCConv-D121 as an mmpretrain ImageClassifier."""
     init_default_scope('mmpretrain')
-    return MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='OperatorDenseNet', arch='121', op_cfg=op_cfg),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=1024)))
+    return MODELS.build(
+        dict(type='ImageClassifier', backbone=dict(type='OperatorDenseNet', arch='121', op_cfg=op_cfg),
+             neck=dict(type='GlobalAveragePooling'), head=dict(type='LinearClsHead', num_classes=num_classes,
+                                                               in_channels=1024)))
 
 
 @pytest.mark.parametrize('stem_type, size, strides', [
@@ -35,16 +34,14 @@ def test_stage_shapes(stem_type, size, strides):
     outs = model(torch.rand(2, 3, size, size))
     # Widths: 16 + 2·8 = 32, then compress by half and grow by 16 in every later stage.
     widths = (32, 32, 32, 32)
-    assert [tuple(o.shape) for o in outs] == [
-        (2, w, -(-size // s), -(-size // s)) for w, s in zip(widths, strides)]
+    assert [tuple(o.shape) for o in outs] == [(2, w, -(-size // s), -(-size // s)) for w, s in zip(widths, strides)]
     assert model.stage_channels == list(widths) and model.feat_dim == 32
 
 
 def test_densenet121_widths():
     model = OperatorDenseNet(out_indices=(0, 1, 2, 3)).eval()
     outs = model(torch.rand(1, 3, 64, 64))
-    assert [tuple(o.shape) for o in outs] == [
-        (1, 256, 16, 16), (1, 512, 8, 8), (1, 1024, 4, 4), (1, 1024, 2, 2)]
+    assert [tuple(o.shape) for o in outs] == [(1, 256, 16, 16), (1, 512, 8, 8), (1, 1024, 4, 4), (1, 1024, 2, 2)]
     dense_layers = [m for m in model.modules() if type(m).__name__ == 'DenseLayer']
     assert len(dense_layers) == 58
 
@@ -61,8 +58,7 @@ def test_scconv_is_one_config_line():
     scconv = OperatorDenseNet(arch=TINY, op_cfg=SCCONV)
     plain_keys = set(plain.state_dict())
     scconv_keys = set(scconv.state_dict())
-    assert {k for k in plain_keys - scconv_keys} == {
-        k for k in plain_keys if '.conv2.' in k}
+    assert {k for k in plain_keys - scconv_keys} == {k for k in plain_keys if '.conv2.' in k}
     assert all('.conv2.' in k for k in scconv_keys - plain_keys)
     slot = scconv.layer2[1][0].conv2
     assert type(slot).__name__ != 'Conv2d'
@@ -98,8 +94,9 @@ def test_budget(name):
 
 
 def _frozen(module) -> bool:
-    return all(not p.requires_grad for p in module.parameters()) and not any(
-        m.training for m in module.modules() if isinstance(m, _BatchNorm))
+    return all(not p.requires_grad
+               for p in module.parameters()) and not any(m.training
+                                                         for m in module.modules() if isinstance(m, _BatchNorm))
 
 
 def test_frozen_stages():
@@ -142,8 +139,7 @@ def test_with_cp_equality(op_cfg):
     torch.manual_seed(0)
     plain = OperatorDenseNet(arch=TINY, stem_type='conv3', op_cfg=op_cfg).train()
     plain.init_weights()
-    checkpointed = OperatorDenseNet(arch=TINY, stem_type='conv3', op_cfg=op_cfg,
-                                    with_cp=True).train()
+    checkpointed = OperatorDenseNet(arch=TINY, stem_type='conv3', op_cfg=op_cfg, with_cp=True).train()
     checkpointed.load_state_dict(plain.state_dict())
     x = torch.randn(3, 3, 16, 16)
     outputs, grads = [], []
@@ -156,8 +152,7 @@ def test_with_cp_equality(op_cfg):
     torch.testing.assert_close(outputs[0], outputs[1])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
-    assert any(layer.with_cp for layer in checkpointed.modules()
-               if type(layer).__name__ == 'DenseLayer')
+    assert any(layer.with_cp for layer in checkpointed.modules() if type(layer).__name__ == 'DenseLayer')
 
 
 def test_init_weights_follow_init_cfg():
@@ -168,7 +163,7 @@ def test_init_weights_follow_init_cfg():
     assert torch.equal(bn.bias, torch.zeros_like(bn.bias))
     # Kaiming fan_out: std = sqrt(2 / (out_channels · k²)) for the 7×7 stem conv (16 outputs).
     stem_std = model.stem[0].weight.std().item()
-    assert stem_std == pytest.approx((2 / (16 * 49)) ** 0.5, rel=0.15)
+    assert stem_std == pytest.approx((2 / (16 * 49))**0.5, rel=0.15)
 
 
 @pytest.mark.parametrize('kwargs, match', [

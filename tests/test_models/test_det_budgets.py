@@ -67,8 +67,7 @@ def trainable_params(model) -> float:
     return sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
 
 
-@pytest.mark.parametrize('config, expected, rel_tol', BUDGETS,
-                         ids=[osp.basename(c)[:-3] for c, _, _ in BUDGETS])
+@pytest.mark.parametrize('config, expected, rel_tol', BUDGETS, ids=[osp.basename(c)[:-3] for c, _, _ in BUDGETS])
 def test_detector_params(config, expected, rel_tol):
     params = trainable_params(build_detector(config))
     assert params == pytest.approx(expected, rel=rel_tol), f'{config}: {params:.3f} M'
@@ -97,8 +96,7 @@ def test_get_flops_counts_the_roi_heads_on_a_fixed_number_of_proposals():
     flops = {}
     for seed, detector in ((0, 'faster'), (1, 'faster'), (0, 'mask')):
         torch.manual_seed(seed)
-        cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'demo',
-                                       f'{detector}-rcnn_r18_fpn_demo-coco.py'))
+        cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'demo', f'{detector}-rcnn_r18_fpn_demo-coco.py'))
         flops[seed, detector] = count_config(cfg, 128, 160)['flops']
     assert flops[0, 'faster'] == flops[1, 'faster']
     # 64-channel mask head on 14x14 RoI features: four 3x3 convs, a 2x2 stride-2 deconvolution,

@@ -18,8 +18,7 @@ from mmconv.datasets.det_data_check import EmptyAnnotationsError  # noqa: E402
 from mmconv.datasets.det_data_check import check_detection_annotations  # noqa: E402
 from mmconv.models.pretrained import CheckpointMismatchError  # noqa: E402
 
-NARROW_REDNET = dict(type='RedNet', depth=26, stem_channels=32, base_channels=16,
-                     out_indices=(0, 1, 2, 3))
+NARROW_REDNET = dict(type='RedNet', depth=26, stem_channels=32, base_channels=16, out_indices=(0, 1, 2, 3))
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +32,7 @@ def mmdet_scope():
 # unpadded (mmdet pads to a multiple of 32 by default anyway).
 @pytest.mark.parametrize('backbone, widths', [
     (NARROW_REDNET, [64, 128, 256, 512]),
-    (dict(type='CedNet', depth=26, stem_channels=32, base_channels=16, out_indices=(0, 1, 2, 3)),
-     [64, 128, 256, 512]),
+    (dict(type='CedNet', depth=26, stem_channels=32, base_channels=16, out_indices=(0, 1, 2, 3)), [64, 128, 256, 512]),
     (dict(type='SCCNet', depth=18, out_indices=(0, 1, 2, 3)), [64, 128, 256, 512]),
     (dict(type='SDNet', depth=18, out_indices=(0, 1, 2, 3)), [64, 128, 256, 512]),
     (dict(type='SCConvResNet', depth=18, out_indices=(0, 1, 2, 3)), [64, 128, 256, 512]),
@@ -42,8 +40,7 @@ def mmdet_scope():
 def test_backbone_and_involution_fpn_run_on_sizes_not_divisible_by_32(backbone, widths):
     model = torch.nn.Sequential(
         MODELS.build(backbone),
-        MODELS.build(dict(type='InvolutionFPN', in_channels=widths, out_channels=32,
-                          num_outs=5))).eval()
+        MODELS.build(dict(type='InvolutionFPN', in_channels=widths, out_channels=32, num_outs=5))).eval()
     with torch.no_grad():
         for height, width in ((75, 97), (64, 50)):  # two sizes: no layer may keep the first one
             outs = model(torch.rand(1, 3, height, width))
@@ -74,12 +71,11 @@ def pretrained(path, prefix='backbone.'):
 
 def test_matching_classifier_checkpoint_loads_into_the_detector_backbone(tmp_path):
     state = classifier_checkpoint(tmp_path / 'cls.pth', NARROW_REDNET)
-    backbone = MODELS.build(dict(NARROW_REDNET, frozen_stages=1, norm_eval=True,
-                                 init_cfg=pretrained(tmp_path / 'cls.pth')))
+    backbone = MODELS.build(
+        dict(NARROW_REDNET, frozen_stages=1, norm_eval=True, init_cfg=pretrained(tmp_path / 'cls.pth')))
     backbone.init_weights()
     loaded = backbone.state_dict()
-    assert all(torch.equal(loaded[k[len('backbone.'):]], v) for k, v in state.items()
-               if k.startswith('backbone.'))
+    assert all(torch.equal(loaded[k[len('backbone.'):]], v) for k, v in state.items() if k.startswith('backbone.'))
 
 
 def test_checkpoint_of_another_architecture_names_the_mismatched_keys(tmp_path):
@@ -91,8 +87,7 @@ def test_checkpoint_of_another_architecture_names_the_mismatched_keys(tmp_path):
     assert message.startswith(f'Checkpoint {tmp_path / "cls.pth"} does not match RedNet:')
     assert 'missing' in message and 'layer1.1.conv1.weight' in message
 
-    other_stem = MODELS.build(dict(NARROW_REDNET, stem_kernel=7,
-                                   init_cfg=pretrained(tmp_path / 'cls.pth')))
+    other_stem = MODELS.build(dict(NARROW_REDNET, stem_kernel=7, init_cfg=pretrained(tmp_path / 'cls.pth')))
     with pytest.raises(CheckpointMismatchError, match=r'stem\.1\.conv2\.conv\.weight \(9, 4, 1, '
                        r'1\) vs \(49, 4, 1, 1\)'):
         other_stem.init_weights()
@@ -110,20 +105,16 @@ def test_checkpoint_without_the_prefix_says_which_keys_it_has(tmp_path):
 
 # -- datasets without annotations ---------------------------------------------------------------
 def write_coco(path, annotations, names=('rectangle', 'triangle')):
-    coco = dict(images=[dict(id=1, file_name='0.png', width=64, height=64)],
-                annotations=annotations,
+    coco = dict(images=[dict(id=1, file_name='0.png', width=64, height=64)], annotations=annotations,
                 categories=[dict(id=i + 1, name=n) for i, n in enumerate(names)])
     path.write_text(json.dumps(coco))
 
 
 def det_cfg(tmp_path, classes=('rectangle', 'triangle'), format_only=False):
-    dataset = dict(type='CocoDataset', data_root=str(tmp_path), ann_file='ann.json',
-                   metainfo=dict(classes=classes))
+    dataset = dict(type='CocoDataset', data_root=str(tmp_path), ann_file='ann.json', metainfo=dict(classes=classes))
     return ConfigDict(
-        train_dataloader=dict(dataset=dataset),
-        val_dataloader=dict(dataset=dict(dataset, test_mode=True)),
-        val_evaluator=dict(type='CocoMetric', ann_file=str(tmp_path / 'ann.json'),
-                           format_only=format_only))
+        train_dataloader=dict(dataset=dataset), val_dataloader=dict(dataset=dict(dataset, test_mode=True)),
+        val_evaluator=dict(type='CocoMetric', ann_file=str(tmp_path / 'ann.json'), format_only=format_only))
 
 
 BOX = dict(id=1, image_id=1, category_id=1, bbox=[4, 4, 20, 10], area=200, iscrowd=0)
@@ -138,9 +129,8 @@ def test_dataset_without_annotations_is_refused_in_one_sentence(tmp_path):
     write_coco(tmp_path / 'ann.json', [])
     with pytest.raises(EmptyAnnotationsError) as info:
         check_detection_annotations(det_cfg(tmp_path), ('train_dataloader', ))
-    assert str(info.value) == (
-        f'The train_dataloader dataset has no annotations: {tmp_path / "ann.json"} lists 1 '
-        'images and no annotations, so there is nothing to train on.')
+    assert str(info.value) == (f'The train_dataloader dataset has no annotations: {tmp_path / "ann.json"} lists 1 '
+                               'images and no annotations, so there is nothing to train on.')
     with pytest.raises(EmptyAnnotationsError, match='val_evaluator.format_only=True'):
         check_detection_annotations(det_cfg(tmp_path), ('val_dataloader', ))
     # Writing predictions only needs no ground truth.
@@ -149,10 +139,8 @@ def test_dataset_without_annotations_is_refused_in_one_sentence(tmp_path):
 
 def test_annotations_of_other_classes_name_both_class_lists(tmp_path):
     write_coco(tmp_path / 'ann.json', [BOX])
-    with pytest.raises(EmptyAnnotationsError,
-                       match="categories 'rectangle', 'triangle' but none of 'car', 'person'"):
-        check_detection_annotations(det_cfg(tmp_path, classes=('car', 'person')),
-                                    ('train_dataloader', ))
+    with pytest.raises(EmptyAnnotationsError, match="categories 'rectangle', 'triangle' but none of 'car', 'person'"):
+        check_detection_annotations(det_cfg(tmp_path, classes=('car', 'person')), ('train_dataloader', ))
 
 
 def test_degenerate_boxes_do_not_count(tmp_path):
@@ -165,14 +153,12 @@ def test_train_tool_stops_with_the_message_before_building_anything(tmp_path):
     """tools/train.py prints the one-line error, not mmengine's 'need at least one array'."""
     (tmp_path / 'annotations').mkdir()
     (tmp_path / 'train').mkdir()
-    write_coco(tmp_path / 'annotations' / 'instances_train.json', [],
-               names=('rectangle', 'triangle', 'ellipse'))
+    write_coco(tmp_path / 'annotations' / 'instances_train.json', [], names=('rectangle', 'triangle', 'ellipse'))
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    result = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/demo/faster-rcnn_rednet26-w16_fpn_demo-coco.py',
-         '--work-dir', str(tmp_path / 'work'), '--no-validate', '--cfg-options',
-         f'train_dataloader.dataset.data_root={tmp_path}/'],
-        cwd=repo, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        sys.executable, 'tools/train.py', 'configs/demo/faster-rcnn_rednet26-w16_fpn_demo-coco.py', '--work-dir',
+        str(tmp_path / 'work'), '--no-validate', '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/'
+    ], cwd=repo, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f'error: The train_dataloader dataset has no annotations: {tmp_path}/annotations/'

@@ -97,7 +97,7 @@ def test_official_mask_head_init_is_kaiming_fan_out():
     head = operator(op_init='official')
     head.init_weights()
     span = head.convs[0].conv.conv2.conv.weight
-    assert span.std().item() == pytest.approx((2 / span.shape[0]) ** 0.5, rel=0.3)  # Kaiming fan_out
+    assert span.std().item() == pytest.approx((2 / span.shape[0])**0.5, rel=0.3)  # Kaiming fan_out
 
 
 def test_variance_preserving_span_by_hand():
@@ -106,7 +106,7 @@ def test_variance_preserving_span_by_hand():
     head.init_weights()
     span = head.convs[0].conv.conv2.conv
     assert not span.weight.any()
-    assert span.bias.std().item() == pytest.approx((2 / 49) ** 0.5, rel=0.15)
+    assert span.bias.std().item() == pytest.approx((2 / 49)**0.5, rel=0.15)
 
 
 def test_official_checkpoint_layout_is_unchanged():
@@ -114,9 +114,10 @@ def test_official_checkpoint_layout_is_unchanged():
         mask_head(InvolutionFCNMaskHead, op_init='official').state_dict())
 
 
-@pytest.mark.parametrize('factory', [lambda: mask_head(InvolutionFCNMaskHead, op_init='kaiming'),
-                                     lambda: neck(InvolutionFPN, op_init=None),
-                                     lambda: rpn_head(InvolutionRPNHead, op_init='Official')])
+@pytest.mark.parametrize('factory', [
+    lambda: mask_head(InvolutionFCNMaskHead, op_init='kaiming'), lambda: neck(InvolutionFPN, op_init=None),
+    lambda: rpn_head(InvolutionRPNHead, op_init='Official')
+])
 def test_unknown_op_init_is_one_sentence(factory):
     with pytest.raises(ValueError, match="op_init must be one of"):
         factory()

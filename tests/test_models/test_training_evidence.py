@@ -82,9 +82,12 @@ randomness = dict(seed=0, deterministic=False)
 def demo_cls_root(tmp_path_factory) -> str:
     """The generated four-class set, written once for this module."""
     root = tmp_path_factory.mktemp('evidence_data')
-    subprocess.run([sys.executable, 'tools/misc/make_demo_data.py', '--out', str(root), '--seed',
-                    '0', '--num-train', str(NUM_TRAIN), '--num-val', str(NUM_VAL)],
-                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=120)
+    subprocess.run([
+        sys.executable, 'tools/misc/make_demo_data.py', '--out',
+        str(root), '--seed', '0', '--num-train',
+        str(NUM_TRAIN), '--num-val',
+        str(NUM_VAL)
+    ], cwd=REPO_ROOT, check=True, capture_output=True, timeout=120)
     return str(root / 'cls')
 
 
@@ -100,21 +103,25 @@ def read_scalars(work_dir: str) -> List[dict]:
 def test_family_learns(family, demo_cls_root, tmp_path):
     model_base, overrides, epochs = FAMILIES[family]
     config = tmp_path / f'{family}_evidence.py'
-    config.write_text(CONFIG_TEMPLATE.format(
-        model_base=osp.join(MODELS_DIR, model_base),
-        dataset=osp.join(REPO_ROOT, 'configs', '_base_', 'datasets', 'demo_cls.py'),
-        runtime=osp.join(REPO_ROOT, 'configs', '_base_', 'default_runtime_cls.py'),
-        overrides=overrides, epochs=epochs))
+    config.write_text(
+        CONFIG_TEMPLATE.format(
+            model_base=osp.join(MODELS_DIR, model_base), dataset=osp.join(REPO_ROOT, 'configs', '_base_', 'datasets',
+                                                                          'demo_cls.py'),
+            runtime=osp.join(REPO_ROOT, 'configs', '_base_',
+                             'default_runtime_cls.py'), overrides=overrides, epochs=epochs))
     work_dir = tmp_path / 'work'
-    data_options = [f'{loader}.dataset.data_root={demo_cls_root}'
-                    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    data_options = [
+        f'{loader}.dataset.data_root={demo_cls_root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
     # One intra-op thread: these models are tiny, and on a busy 2-core machine threads contend.
     env = dict(os.environ, OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH', '')]))
     result = subprocess.run(
-        [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work_dir),
-         '--cfg-options', *data_options],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env=env)
+        [sys.executable, 'tools/train.py',
+         str(config), '--work-dir',
+         str(work_dir), '--cfg-options', *data_options], cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+        env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     records = read_scalars(str(work_dir))
@@ -122,8 +129,10 @@ def test_family_learns(family, demo_cls_root, tmp_path):
     accuracies = [r['accuracy/top1'] for r in records if 'accuracy/top1' in r]
     assert len(accuracies) == 1
     steps_per_epoch = len(losses) // epochs
-    epoch_losses = [sum(losses[i:i + steps_per_epoch]) / steps_per_epoch
-                    for i in range(0, steps_per_epoch * epochs, steps_per_epoch)]
+    epoch_losses = [
+        sum(losses[i:i + steps_per_epoch]) / steps_per_epoch
+        for i in range(0, steps_per_epoch * epochs, steps_per_epoch)
+    ]
     summary = (f'{family}: mean loss per epoch {[round(v, 3) for v in epoch_losses]}, '
                f'final top-1 {accuracies} (chance is 25 %)')
     print(summary)

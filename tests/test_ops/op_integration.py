@@ -24,8 +24,10 @@ from torch import nn
 onnx = pytest.importorskip('onnx', reason='onnx is a test requirement (requirements/tests.txt)')
 ort = pytest.importorskip('onnxruntime', reason='onnxruntime is a test requirement (requirements/tests.txt)')
 
-__all__ = ['assert_channels_last', 'assert_compiled_matches_eager', 'assert_empty_batch',
-           'assert_onnx_matches_eager', 'assert_second_order_refused', 'outputs_and_grads']
+__all__ = [
+    'assert_channels_last', 'assert_compiled_matches_eager', 'assert_empty_batch', 'assert_onnx_matches_eager',
+    'assert_second_order_refused', 'outputs_and_grads'
+]
 
 
 def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -75,8 +77,8 @@ def assert_onnx_matches_eager(module: nn.Module, inputs: Sequence[torch.Tensor],
     module = module.eval()
     dims = {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
     with torch.no_grad():
-        torch.onnx.export(module, (inputs[0],), str(path), opset_version=18, dynamo=True,
-                          dynamic_shapes=(dims,), input_names=['input'])
+        torch.onnx.export(module, (inputs[0], ), str(path), opset_version=18, dynamo=True, dynamic_shapes=(dims, ),
+                          input_names=['input'])
     session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     for x in inputs:
         with torch.no_grad():
@@ -117,8 +119,7 @@ def assert_channels_last(module_factory: Callable[[], nn.Module], x: torch.Tenso
             assert _relative_error(g, w) <= rtol
 
 
-def assert_second_order_refused(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
-                                operator: str) -> None:
+def assert_second_order_refused(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], operator: str) -> None:
     """Differentiating ``fn``'s gradient raises one sentence naming ``operator`` and ``impl='reference'``."""
     inputs = [t.detach().requires_grad_(True) for t in inputs]
     out = fn(*inputs)

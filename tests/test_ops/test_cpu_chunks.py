@@ -26,11 +26,13 @@ def run(module, x, impl, seed):
     return (out, *torch.autograd.grad(out, [x, *module.parameters()], grad, allow_unused=True))
 
 
-@pytest.mark.parametrize('make', [
-    lambda: SCConv(8, 8),
-    lambda: SCConv(8, 6, stride=2, gate='hard', fuse='joint', gwc_bias=True),
-    lambda: SCConv(32, 8),  # DenseNet-like: no PWC2, the lower branch is pure reuse
-])
+@pytest.mark.parametrize(
+    'make',
+    [
+        lambda: SCConv(8, 8),
+        lambda: SCConv(8, 6, stride=2, gate='hard', fuse='joint', gwc_bias=True),
+        lambda: SCConv(32, 8),  # DenseNet-like: no PWC2, the lower branch is pure reuse
+    ])
 def test_one_image_chunks_match_reference(monkeypatch, make):
     """One image per chunk (5 chunks on any thread count): fast path = reference, fp64."""
     torch.manual_seed(0)

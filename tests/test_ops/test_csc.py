@@ -18,12 +18,10 @@ from op_integration import (assert_channels_last, assert_compiled_matches_eager,
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
-
 # Functional problems: (name, dictionary, signal shape, weight shape).
 PROBLEMS = [
     ('conv2d_s2_odd', ConvDictionary(2, (3, 3), (2, 2), (1, 1), (1, 1), 1), (2, 2, 5, 6), (3, 2, 3, 3)),
-    ('conv2d_groups_dilation', ConvDictionary(2, (3, 3), (1, 1), (2, 2), (2, 2), 2), (1, 4, 5, 6),
-     (4, 2, 3, 3)),
+    ('conv2d_groups_dilation', ConvDictionary(2, (3, 3), (1, 1), (2, 2), (2, 2), 2), (1, 4, 5, 6), (4, 2, 3, 3)),
     ('conv1d_s2_odd', ConvDictionary(1, (3, ), (2, ), (1, ), (1, ), 1), (2, 2, 7), (3, 2, 3)),
     ('linear', LinearDictionary(), (4, 5), (6, 5)),
 ]
@@ -76,7 +74,7 @@ def dense_dictionary(layer, x):
 def test_fista_momentum_sequence():
     betas = fista_momentum(5)
     t2 = (1 + math.sqrt(5)) / 2
-    t3 = (1 + math.sqrt(1 + 4 * t2 ** 2)) / 2
+    t3 = (1 + math.sqrt(1 + 4 * t2**2)) / 2
     assert betas[:2] == [0.0, 0.0]
     assert betas[2] == pytest.approx((t2 - 1) / t3) and betas[2] == pytest.approx(0.2818, abs=1e-4)
     assert betas[3] == pytest.approx(0.4340, abs=1e-4) and betas[4] == pytest.approx(0.5311, abs=1e-4)
@@ -101,14 +99,18 @@ def test_two_steps_match_closed_form():
 # steps (momentum active) on the strided odd-size problem, the other layouts on a few of them.
 GRADCHECK_CASES = [(0, solver, non_negative, mu, 4, False) for solver in SOLVERS
                    for non_negative, mu in [(True, 0.0), (False, 0.0), (True, 0.5)]] + [
-    (0, 'sdnet_fista', True, 0.0, 1, False), (0, 'sdnet_fista', True, 0.0, 2, False),
-    (0, 'fista', True, 0.0, 4, True), (0, 'sdnet_fista', False, 0.5, 3, True),
-    (1, 'sdnet_fista', True, 0.0, 2, False),
-    (2, 'sdnet_fista', True, 0.0, 4, False), (2, 'fista', False, 0.0, 4, True),
-    (2, 'ista', True, 0.5, 3, False),
-    (3, 'sdnet_fista', True, 0.0, 4, False), (3, 'fista', False, 0.0, 4, True),
-    (3, 'ista', True, 0.5, 3, False),
-]
+                       (0, 'sdnet_fista', True, 0.0, 1, False),
+                       (0, 'sdnet_fista', True, 0.0, 2, False),
+                       (0, 'fista', True, 0.0, 4, True),
+                       (0, 'sdnet_fista', False, 0.5, 3, True),
+                       (1, 'sdnet_fista', True, 0.0, 2, False),
+                       (2, 'sdnet_fista', True, 0.0, 4, False),
+                       (2, 'fista', False, 0.0, 4, True),
+                       (2, 'ista', True, 0.5, 3, False),
+                       (3, 'sdnet_fista', True, 0.0, 4, False),
+                       (3, 'fista', False, 0.0, 4, True),
+                       (3, 'ista', True, 0.5, 3, False),
+                   ]
 
 
 @pytest.mark.parametrize('problem,solver,non_negative,mu,num_steps,recompute', GRADCHECK_CASES,
@@ -304,15 +306,14 @@ def test_atoms_are_unit_norm_after_forward():
 # ------------------------------------------------------------------- step-size state
 
 
-@pytest.mark.parametrize('kind,size', [('conv2d', (7, 5)), ('conv2d', (6, 6)), ('conv1d', (9, )),
-                                       ('linear', None)])
+@pytest.mark.parametrize('kind,size', [('conv2d', (7, 5)), ('conv2d', (6, 6)), ('conv1d', (9, )), ('linear', None)])
 def test_power_iteration_matches_largest_singular_value(kind, size):
     layer, x = make_layer(kind)
     layer = layer.double()
     x = x.double()[:1] if size is None else torch.randn(1, 3, *size, dtype=torch.float64)
     layer.eval()
     layer(x)  # cold estimate
-    true_lipschitz = torch.linalg.matrix_norm(dense_dictionary(layer, x), 2) ** 2
+    true_lipschitz = torch.linalg.matrix_norm(dense_dictionary(layer, x), 2)**2
     assert layer.lipschitz.item() <= true_lipschitz.item() * (1 + 1e-6)
     assert layer.lipschitz.item() == pytest.approx(true_lipschitz.item(), rel=2e-2)
     layer.train()
@@ -392,8 +393,7 @@ def test_fast_path_saves_less_than_reference():
     signal_bytes = x.numel() * 4
     weight_bytes = 8 * 8 * 9 * 4
     measured = {}
-    for name, kwargs in [('fast', {}), ('recompute', dict(recompute=True)),
-                         ('reference', dict(impl='reference'))]:
+    for name, kwargs in [('fast', {}), ('recompute', dict(recompute=True)), ('reference', dict(impl='reference'))]:
         layer = CSCConv2d(8, 8, 3, **kwargs)
         measured[name] = saved_bytes(lambda: layer(x))
     # x, z₁, A z₁ and z₂'s one-byte support (+ the dictionary, its ±η-scaled copies, and η).
@@ -526,8 +526,7 @@ def test_opcheck(problem, non_negative, mu):
         c, z = (t.detach().requires_grad_(requires_grad) for t in ops.csc_encode(*args))
         y = (1.2 * z).detach().requires_grad_(requires_grad)
         for point in (None, z):
-            args = (weight, x, y, point, c, step, theta, scale, *geometry, non_negative,
-                    point is None, requires_grad)
+            args = (weight, x, y, point, c, step, theta, scale, *geometry, non_negative, point is None, requires_grad)
             torch.library.opcheck(ops.csc_step.default, args)
     weight, x, c, z, y = (t.detach() for t in (weight, x, c, z, y))
     grad = torch.randn_like(z)
@@ -536,16 +535,15 @@ def test_opcheck(problem, non_negative, mu):
                               (grad, grad, x, weight, step, scale, support, *geometry, non_negative, *need))
     torch.library.opcheck(ops.csc_encode_backward.default,
                           (None, grad, x, weight, step, scale, z, *geometry, non_negative, True, True))
-    z2, decoded = ops.csc_step(weight, x, y, z, c, step, theta, scale, *geometry, non_negative,
-                               True, False)
-    padding = [] if geometry[0] == 0 else transpose_output_padding(x_shape[2:], c.shape[2:], w_shape[2:],
-                                                                   *geometry[1:4])
-    for grad_decoded, saved, need in [(None, decoded, (True, True, False)), (torch.randn_like(decoded), None,
-                                                                             (True, True, True)),
+    z2, decoded = ops.csc_step(weight, x, y, z, c, step, theta, scale, *geometry, non_negative, True, False)
+    padding = [] if geometry[0] == 0 else transpose_output_padding(x_shape[2:], c.shape[2:], w_shape[2:], *
+                                                                   geometry[1:4])
+    for grad_decoded, saved, need in [(None, decoded, (True, True, False)),
+                                      (torch.randn_like(decoded), None, (True, True, True)),
                                       (None, None, (False, False, False))]:
         torch.library.opcheck(ops.csc_step_backward.default,
-                              (torch.randn_like(z2), grad_decoded, z2 != 0, weight, step, scale, z,
-                               saved, padding, *geometry, non_negative, *need))
+                              (torch.randn_like(z2), grad_decoded, z2
+                               != 0, weight, step, scale, z, saved, padding, *geometry, non_negative, *need))
 
 
 @pytest.mark.parametrize('problem', OP_PROBLEMS, ids=['conv2d', 'conv1d', 'linear'])
@@ -558,13 +556,16 @@ def test_step_op_gradcheck_both_outputs(problem):
     weight = torch.randn(w_shape, generator=generator, dtype=torch.float64, requires_grad=True)
     step = torch.tensor(0.3, dtype=torch.float64)
     theta = step * 0.1
-    c, z = (t.detach().requires_grad_() for t in torch.ops.mmconv.csc_encode(
-        weight, x, step, theta, None, *geometry, True, False))
+    c, z = (
+        t.detach().requires_grad_()
+        for t in torch.ops.mmconv.csc_encode(weight, x, step, theta, None, *geometry, True, False))
     y = (1.3 * z + 0.1).detach().requires_grad_()
     for recompute in (False, True):
+
         def fn(weight, y, c, point=None):
-            return torch.ops.mmconv.csc_step(weight, x, y, point, c, step, theta, None, *geometry,
-                                             True, False, recompute)
+            return torch.ops.mmconv.csc_step(weight, x, y, point, c, step, theta, None, *geometry, True, False,
+                                             recompute)
+
         assert torch.autograd.gradcheck(fn, (weight, y, c))
         assert torch.autograd.gradcheck(fn, (weight, y, c, z))
     # η is not differentiated: asking for its gradient raises instead of returning zero.
@@ -637,6 +638,7 @@ def test_second_order_refused_fast_and_exact_reference():
 
 
 def test_channels_last_train_and_eval():
+
     def factory():
         torch.manual_seed(0)
         return CSCConv2d(3, 5, 3, stride=2, num_steps=3)

@@ -30,7 +30,7 @@ def test_linear_step_size_is_from_largest_singular_value():
     for _ in range(200):
         layer(x)
     sigma = torch.linalg.matrix_norm(layer.weight.detach(), 2)
-    torch.testing.assert_close(layer.step_size.double(), 0.9 / sigma ** 2, rtol=1e-5, atol=0)
+    torch.testing.assert_close(layer.step_size.double(), 0.9 / sigma**2, rtol=1e-5, atol=0)
     assert layer.power_vector.shape == (1, 24)
 
 
@@ -42,8 +42,8 @@ def test_linear_atoms_are_rows():
     torch.testing.assert_close(layer.weight.norm(dim=1), torch.ones(7))
 
 
-@pytest.mark.parametrize('kernel_size,stride,padding,dilation', [(3, 1, None, 1), (5, 2, None, 1),
-                                                                 (4, 2, 1, 1), (3, 3, None, 2)])
+@pytest.mark.parametrize('kernel_size,stride,padding,dilation', [(3, 1, None, 1), (5, 2, None, 1), (4, 2, 1, 1),
+                                                                 (3, 3, None, 2)])
 @pytest.mark.parametrize('length', [7, 8, 16])
 def test_conv1d_shape_matches_nn_conv1d_and_decodes_back(kernel_size, stride, padding, dilation, length):
     layer = CSCConv1d(4, 6, kernel_size, stride, padding, dilation=dilation)

@@ -5,11 +5,10 @@ import torch
 
 pytest.importorskip('triton')
 
-from mmconv.ops.csc import CSCConv2d  # noqa: E402
-from mmconv.ops.csc.triton_kernels import triton_shrink_sum  # noqa: E402
-from mmconv.ops.triton_support import same_dense_layout  # noqa: E402
-from triton_interpreter import (INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda,  # noqa: E402
-                                on_devices)
+from mmconv.ops.csc import CSCConv2d
+from mmconv.ops.csc.triton_kernels import triton_shrink_sum
+from mmconv.ops.triton_support import same_dense_layout
+from triton_interpreter import INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda, on_devices
 
 test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
@@ -32,7 +31,7 @@ def test_matches_the_proximal_map(device, non_negative, with_scale, dtype):
     want = proximal(pre.double() + c.double() + y.double(), 0.3, 0.8 if with_scale else None, non_negative)
     out = triton_shrink_sum(pre, c, y, theta, scale, non_negative)
     assert out.data_ptr() == pre.data_ptr() and out.dtype == dtype
-    tolerance = 1e-6 if dtype == torch.float32 else 2 ** -7
+    tolerance = 1e-6 if dtype == torch.float32 else 2**-7
     assert (out.double() - want).abs().max() <= tolerance * want.abs().max()
     assert torch.equal(out == 0, want.to(dtype) == 0) or dtype != torch.float32
 
@@ -40,8 +39,7 @@ def test_matches_the_proximal_map(device, non_negative, with_scale, dtype):
 @on_devices
 def test_channels_last_codes(device):
     torch.manual_seed(0)
-    pre, c, y = (torch.randn(2, 6, 5, 4, device=device).contiguous(memory_format=torch.channels_last)
-                 for _ in range(3))
+    pre, c, y = (torch.randn(2, 6, 5, 4, device=device).contiguous(memory_format=torch.channels_last) for _ in range(3))
     assert same_dense_layout(pre, c, y)
     want = proximal(pre + c + y, 0.0, None, True)
     torch.testing.assert_close(triton_shrink_sum(pre, c, y, torch.tensor(0.1), None, True), want)

@@ -12,8 +12,7 @@ from op_integration import (assert_channels_last, assert_compiled_matches_eager,
 def released_formula(op, x):
     """Released code: aggregate x ⊙ a with the kernel generated from the unscaled x (unfold path)."""
     scale = F.adaptive_avg_pool2d(F.conv2d(x, op.conv_q.weight, padding=1, groups=op.conv_q.groups), 1)
-    return involution_aggregate(x * scale, op.generate_kernel(x), op.kernel_size, op.stride, op.dilation,
-                                'reference')
+    return involution_aggregate(x * scale, op.generate_kernel(x), op.kernel_size, op.stride, op.dilation, 'reference')
 
 
 @pytest.mark.parametrize('stride,size', [(1, (12, 12)), (2, (12, 12)), (2, (11, 13))])
@@ -82,10 +81,10 @@ def test_fast_path_fp32_within_1e5():
     op = CVolution(32, 7, impl='reference')
     x = torch.randn(2, 32, 14, 14, requires_grad=True)
     ref = op(x)
-    (ref_grad,) = torch.autograd.grad(ref.sum(), x)
+    (ref_grad, ) = torch.autograd.grad(ref.sum(), x)
     op.impl = 'fast'
     out = op(x)
-    (grad,) = torch.autograd.grad(out.sum(), x)
+    (grad, ) = torch.autograd.grad(out.sum(), x)
     assert (out - ref).abs().max() <= 1e-5 and (grad - ref_grad).abs().max() <= 1e-5
 
 
@@ -93,7 +92,7 @@ def test_gradcheck_fast_path():
     torch.manual_seed(0)
     op = CVolution(4, 3, group_channels=2, cq_groups=2, impl='fast').double().eval()
     x = torch.randn(1, 4, 5, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(op, (x,))
+    assert torch.autograd.gradcheck(op, (x, ))
 
 
 def test_parameter_count_by_hand():
@@ -111,11 +110,11 @@ def test_flops_by_hand():
     batch, channels, size, kernel_size = 2, 64, 14, 7
     op = CVolution(channels, kernel_size, impl='fast').eval()
     x = torch.randn(batch, channels, size, size)
-    flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
+    flops = get_model_complexity_info(op, inputs=(x, ), show_table=False, show_arch=False)['flops']
     pixels = batch * size * size
     hidden, groups = channels // 4, channels // 16
-    involution = pixels * (channels * hidden + 2 * hidden + hidden * kernel_size ** 2 * groups
-                           + channels * kernel_size ** 2)  # eval BN: 2 per element; biases: 0
+    involution = pixels * (channels * hidden + 2 * hidden + hidden * kernel_size**2 * groups + channels * kernel_size**2
+                           )  # eval BN: 2 per element; biases: 0
     conv_q = pixels * channels * (channels // 16) * 9
     pool = pixels * channels  # mmengine: adaptive_avg_pool2d = 1 per input element; ⊙ a: 0
     assert flops == involution + conv_q + pool
@@ -148,8 +147,7 @@ def test_bad_arguments(kwargs, name):
         CVolution(**kwargs)
 
 
-@pytest.mark.parametrize('size, cq_kernel, groups', [((7, 6), 3, 4), ((2, 1), 3, 2), ((5, 9), 5, 1),
-                                                     ((1, 1), 7, 8)])
+@pytest.mark.parametrize('size, cq_kernel, groups', [((7, 6), 3, 4), ((2, 1), 3, 2), ((5, 9), 5, 1), ((1, 1), 7, 8)])
 def test_channel_branch_mean_equals_conv_then_pool(size, cq_kernel, groups):
     """The window-sum form of GAP(conv_q(x)) agrees with the conv, in value and in gradients."""
     torch.manual_seed(0)
@@ -187,7 +185,7 @@ def test_reference_second_order_works():
     torch.manual_seed(0)
     op = CVolution(16, 3, group_channels=8, cq_groups=4, impl='reference').double()
     x = torch.randn(2, 16, 5, 6, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(op, (x,))
+    assert torch.autograd.gradgradcheck(op, (x, ))
 
 
 def make_layer(kernel_from='x', stride=1):
@@ -207,7 +205,7 @@ def test_onnx_export_matches_eager(tmp_path):
 
 
 def test_empty_batch():
-    assert_empty_batch(make_layer(), (16,), (9, 10))
+    assert_empty_batch(make_layer(), (16, ), (9, 10))
 
 
 @pytest.mark.parametrize('kernel_from', ['x', 'gated'])

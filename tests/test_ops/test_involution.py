@@ -18,7 +18,7 @@ def random_pair(batch, channels, groups, size, kernel_size, stride, dilation, dt
     height, width = size
     out_h, out_w = -(-height // stride), -(-width // stride)
     x = torch.randn(batch, channels, height, width, dtype=dtype, requires_grad=True)
-    kernel = torch.randn(batch, groups, kernel_size ** 2, out_h, out_w, dtype=dtype, requires_grad=True)
+    kernel = torch.randn(batch, groups, kernel_size**2, out_h, out_w, dtype=dtype, requires_grad=True)
     return x, kernel
 
 
@@ -42,13 +42,13 @@ def loop_aggregate(x, kernel, kernel_size, stride, dilation):
 
 GEOMETRIES = [  # (size, kernel_size, stride, dilation)
     ((6, 6), 3, 1, 1),
-    ((6, 6), 3, 2, 1),   # stride 2, even size
-    ((7, 5), 3, 2, 1),   # stride 2, odd sizes
-    ((5, 6), 5, 1, 2),   # dilation
-    ((7, 7), 3, 3, 2),   # stride 3 with dilation
-    ((3, 4), 7, 2, 1),   # kernel larger than the image
-    ((1, 1), 7, 1, 1),   # only the centre tap reads inside (the last stage of a small input)
-    ((1, 2), 3, 1, 3),   # dilation past the image: only the centre column
+    ((6, 6), 3, 2, 1),  # stride 2, even size
+    ((7, 5), 3, 2, 1),  # stride 2, odd sizes
+    ((5, 6), 5, 1, 2),  # dilation
+    ((7, 7), 3, 3, 2),  # stride 3 with dilation
+    ((3, 4), 7, 2, 1),  # kernel larger than the image
+    ((1, 1), 7, 1, 1),  # only the centre tap reads inside (the last stage of a small input)
+    ((1, 2), 3, 1, 3),  # dilation past the image: only the centre column
 ]
 
 
@@ -66,8 +66,8 @@ def test_aggregate_matches_definition(impl, size, kernel_size, stride, dilation)
 def test_fast_path_gradcheck(size, kernel_size, stride, dilation):
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 2, size, kernel_size, stride, dilation)
-    assert torch.autograd.gradcheck(
-        lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'fast'), (x, kernel))
+    assert torch.autograd.gradcheck(lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'fast'),
+                                    (x, kernel))
 
 
 @pytest.mark.parametrize('stride,size', [(1, (14, 14)), (2, (14, 14)), (2, (13, 15))])
@@ -126,7 +126,7 @@ def test_fast_path_partial_gradients():
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 1, (5, 5), 3, 1, 1)
     out = involution_aggregate(x.detach(), kernel, 3, impl='fast')
-    (grad_kernel,) = torch.autograd.grad(out.sum(), kernel)
+    (grad_kernel, ) = torch.autograd.grad(out.sum(), kernel)
     ref = involution_aggregate(x.detach(), kernel, 3, impl='reference')
     torch.testing.assert_close(grad_kernel, torch.autograd.grad(ref.sum(), kernel)[0])
 
@@ -143,21 +143,20 @@ def test_fast_path_output_takes_an_inplace_activation():
         torch.testing.assert_close(got, want)
 
 
-@pytest.mark.parametrize('size, kernel_size, stride, dilation', [
-    ((7, 6), 5, 1, 1), ((7, 6), 3, 2, 1), ((5, 9), 7, 1, 2), ((4, 4), 7, 3, 1)])
+@pytest.mark.parametrize('size, kernel_size, stride, dilation', [((7, 6), 5, 1, 1), ((7, 6), 3, 2, 1),
+                                                                 ((5, 9), 7, 1, 2), ((4, 4), 7, 3, 1)])
 def test_kernel_gradient_needs_no_zero_fill(size, kernel_size, stride, dilation):
     """zero_outside_taps clears every entry the taps leave unwritten, even in NaN-filled memory."""
     torch.manual_seed(0)
     x, kernel = random_pair(2, 4, 2, size, kernel_size, stride, dilation)
     ref = involution_aggregate(x, kernel, kernel_size, stride, dilation, 'reference')
     grad = torch.randn_like(ref)
-    (want,) = torch.autograd.grad(ref, kernel, grad)
+    (want, ) = torch.autograd.grad(ref, kernel, grad)
     plan = plan_taps(kernel_size, stride, dilation, size, tuple(ref.shape[2:]))
     units = 2 * 2
-    got = zero_outside_taps(torch.full((units, kernel_size ** 2, *plan.out_shape), float('nan'),
-                                       dtype=torch.float64), plan)
-    correlate_taps(got, grad.reshape(units, 2, *plan.out_shape), x.detach().reshape(units, 2, *plan.in_shape),
-                   plan)
+    got = zero_outside_taps(
+        torch.full((units, kernel_size**2, *plan.out_shape), float('nan'), dtype=torch.float64), plan)
+    correlate_taps(got, grad.reshape(units, 2, *plan.out_shape), x.detach().reshape(units, 2, *plan.in_shape), plan)
     got = zero_wrapped_columns(got, plan).view_as(kernel)
     torch.testing.assert_close(got, want)
 
@@ -216,9 +215,10 @@ def test_stride_pooling_is_official_on_even_sizes():
 
 def test_checkpoint_key_names():
     keys = set(Involution(64, 7, stride=2).state_dict())
-    assert keys == {'conv1.conv.weight', 'conv1.bn.weight', 'conv1.bn.bias', 'conv1.bn.running_mean',
-                    'conv1.bn.running_var', 'conv1.bn.num_batches_tracked', 'conv2.conv.weight',
-                    'conv2.conv.bias'}
+    assert keys == {
+        'conv1.conv.weight', 'conv1.bn.weight', 'conv1.bn.bias', 'conv1.bn.running_mean', 'conv1.bn.running_var',
+        'conv1.bn.num_batches_tracked', 'conv2.conv.weight', 'conv2.conv.bias'
+    }
 
 
 def test_parameter_count_by_hand():
@@ -235,14 +235,14 @@ def test_flops_by_hand():
     batch, channels, size, kernel_size = 2, 64, 14, 7
     op = Involution(channels, kernel_size, impl='fast').eval()
     x = torch.randn(batch, channels, size, size)
-    flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
+    flops = get_model_complexity_info(op, inputs=(x, ), show_table=False, show_arch=False)['flops']
     pixels = batch * size * size
     hidden, groups = channels // 4, channels // 16
     reduce = pixels * channels * hidden
     # mmengine counts an eval-mode affine BatchNorm as 2 FLOPs per element (5 in training mode).
     batch_norm = 2 * pixels * hidden
-    span = pixels * hidden * kernel_size ** 2 * groups  # the span conv's bias is not counted
-    aggregation = pixels * channels * kernel_size ** 2
+    span = pixels * hidden * kernel_size**2 * groups  # the span conv's bias is not counted
+    aggregation = pixels * channels * kernel_size**2
     assert flops == reduce + batch_norm + span + aggregation
 
 
@@ -251,7 +251,7 @@ def test_flops_with_stride():
     from mmconv.analysis import get_model_complexity_info
     op = Involution(32, 3, stride=2, impl='fast').eval()
     x = torch.randn(1, 32, 9, 9)
-    flops = get_model_complexity_info(op, inputs=(x,), show_table=False, show_arch=False)['flops']
+    flops = get_model_complexity_info(op, inputs=(x, ), show_table=False, show_arch=False)['flops']
     pixels = 5 * 5  # ceil(9 / 2)²; the average pool is not counted by mmengine
     assert flops == pixels * (32 * 8 + 2 * 8 + 8 * 9 * 2 + 32 * 9)
 
@@ -298,21 +298,23 @@ def test_half_precision_inputs_accumulate_in_fp32():
     assert out.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16
     assert kernel.grad.dtype == torch.bfloat16
     expected = involution_aggregate(x.double(), kernel.double(), 7, impl='reference')
-    assert (out.double() - expected).abs().max() <= 2 ** -7 * expected.abs().max()
+    assert (out.double() - expected).abs().max() <= 2**-7 * expected.abs().max()
 
 
-@pytest.mark.parametrize('kwargs,name', [
-    (dict(channels=24), 'channels'),            # not a multiple of group_channels=16
-    (dict(channels=3, group_channels=3, reduction_ratio=4), 'reduction_ratio'),
-    (dict(channels=0), 'channels'),
-    (dict(channels=16, kernel_size=4), 'kernel_size'),
-    (dict(channels=16, kernel_size=0), 'kernel_size'),
-    (dict(channels=16, stride=0), 'stride'),
-    (dict(channels=16, dilation=0), 'dilation'),
-    (dict(channels=16, group_channels=0), 'group_channels'),
-    (dict(channels=16, reduction_ratio=0), 'reduction_ratio'),
-    (dict(channels=16, impl='cuda'), 'impl'),
-])
+@pytest.mark.parametrize(
+    'kwargs,name',
+    [
+        (dict(channels=24), 'channels'),  # not a multiple of group_channels=16
+        (dict(channels=3, group_channels=3, reduction_ratio=4), 'reduction_ratio'),
+        (dict(channels=0), 'channels'),
+        (dict(channels=16, kernel_size=4), 'kernel_size'),
+        (dict(channels=16, kernel_size=0), 'kernel_size'),
+        (dict(channels=16, stride=0), 'stride'),
+        (dict(channels=16, dilation=0), 'dilation'),
+        (dict(channels=16, group_channels=0), 'group_channels'),
+        (dict(channels=16, reduction_ratio=0), 'reduction_ratio'),
+        (dict(channels=16, impl='cuda'), 'impl'),
+    ])
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         Involution(**kwargs)
@@ -349,14 +351,13 @@ def test_opcheck(size, kernel_size, stride, dilation):
     torch.library.opcheck(torch.ops.mmconv.involution_grad_kernel.default, (grad, x, *geometry, 2))
 
 
-@pytest.mark.parametrize('size,kernel_size,stride,dilation', [((5, 6), 3, 1, 1), ((7, 5), 3, 2, 1),
-                                                              ((4, 5), 3, 1, 2)])
+@pytest.mark.parametrize('size,kernel_size,stride,dilation', [((5, 6), 3, 1, 1), ((7, 5), 3, 2, 1), ((4, 5), 3, 1, 2)])
 def test_second_order_is_exact(size, kernel_size, stride, dilation):
     """The gradient ops differentiate into each other, so double backward is exact, not refused."""
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 2, size, kernel_size, stride, dilation)
-    assert torch.autograd.gradgradcheck(
-        lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'fast'), (x, kernel))
+    assert torch.autograd.gradgradcheck(lambda a, b: involution_aggregate(a, b, kernel_size, stride, dilation, 'fast'),
+                                        (x, kernel))
 
 
 def test_module_second_order_matches_reference():
@@ -368,7 +369,7 @@ def test_module_second_order_matches_reference():
         torch.manual_seed(1)
         op = Involution(16, 5, stride=2, impl=impl).double()
         inputs = x.clone().requires_grad_(True)
-        (grad_x,) = torch.autograd.grad(op(inputs).square().sum(), inputs, create_graph=True)
+        (grad_x, ) = torch.autograd.grad(op(inputs).square().sum(), inputs, create_graph=True)
         grad_x.square().sum().backward()
         results[impl] = [inputs.grad] + [p.grad for p in op.parameters()]
     for got, want in zip(results['fast'], results['reference']):
@@ -392,7 +393,7 @@ def test_onnx_export_matches_eager(tmp_path):
 
 
 def test_empty_batch():
-    assert_empty_batch(make_layer(), (16,), (9, 10))
+    assert_empty_batch(make_layer(), (16, ), (9, 10))
 
 
 @pytest.mark.parametrize('stride', [1, 2])

@@ -5,9 +5,9 @@ import torch
 
 pytest.importorskip('triton')
 
-from mmconv.ops import Involution, involution_aggregate  # noqa: E402
-from mmconv.ops.involution.triton_kernels import triton_aggregate, triton_grad_input, triton_grad_kernel  # noqa: E402
-from triton_interpreter import INTERPRETED, interpreter_suite, on_cuda, on_devices  # noqa: E402
+from mmconv.ops import Involution, involution_aggregate
+from mmconv.ops.involution.triton_kernels import triton_aggregate, triton_grad_input, triton_grad_kernel
+from triton_interpreter import INTERPRETED, interpreter_suite, on_cuda, on_devices
 
 test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
@@ -16,8 +16,7 @@ def random_pair(batch, channels, groups, size, kernel_size, stride, device, dtyp
     height, width = size
     out_h, out_w = -(-height // stride), -(-width // stride)
     x = torch.randn(batch, channels, height, width, dtype=dtype, device=device, requires_grad=True)
-    kernel = torch.randn(batch, groups, kernel_size ** 2, out_h, out_w, dtype=dtype, device=device,
-                         requires_grad=True)
+    kernel = torch.randn(batch, groups, kernel_size**2, out_h, out_w, dtype=dtype, device=device, requires_grad=True)
     return x, kernel
 
 
@@ -29,18 +28,18 @@ def forward_and_grads(x, kernel, kernel_size, stride, dilation, impl, grad):
         return (out, *torch.autograd.grad(out, (x, kernel), grad))
     geometry = (kernel_size, stride, dilation)
     x, kernel = x.detach(), kernel.detach()
-    return (triton_aggregate(x, kernel, *geometry),
-            triton_grad_input(grad, kernel, *geometry, *x.shape[2:]).to(x.dtype),
+    return (triton_aggregate(x, kernel, *geometry), triton_grad_input(grad, kernel, *geometry,
+                                                                      *x.shape[2:]).to(x.dtype),
             triton_grad_kernel(grad, x, *geometry, kernel.shape[1]).to(kernel.dtype))
 
 
 GEOMETRIES = [  # (channels, groups, size, kernel_size, stride, dilation)
     (8, 2, (6, 6), 3, 1, 1),
-    (8, 2, (6, 6), 3, 2, 1),     # stride 2, even size
-    (8, 2, (7, 5), 3, 2, 1),     # stride 2, odd sizes
-    (6, 2, (5, 6), 5, 1, 2),     # dilation; 3 channels per group (channel block padded to 4)
-    (4, 1, (7, 7), 3, 3, 2),     # stride 3 with dilation
-    (8, 2, (3, 4), 7, 2, 1),     # kernel larger than the image
+    (8, 2, (6, 6), 3, 2, 1),  # stride 2, even size
+    (8, 2, (7, 5), 3, 2, 1),  # stride 2, odd sizes
+    (6, 2, (5, 6), 5, 1, 2),  # dilation; 3 channels per group (channel block padded to 4)
+    (4, 1, (7, 7), 3, 3, 2),  # stride 3 with dilation
+    (8, 2, (3, 4), 7, 2, 1),  # kernel larger than the image
     (16, 1, (11, 13), 7, 1, 1),  # several pixel blocks per (batch, group)
 ]
 
@@ -50,8 +49,7 @@ GEOMETRIES = [  # (channels, groups, size, kernel_size, stride, dilation)
 def test_matches_reference_fp64(device, channels, groups, size, kernel_size, stride, dilation):
     torch.manual_seed(0)
     x, kernel = random_pair(2, channels, groups, size, kernel_size, stride, device)
-    grad = torch.randn(2, channels, -(-size[0] // stride), -(-size[1] // stride), dtype=x.dtype,
-                       device=device)
+    grad = torch.randn(2, channels, -(-size[0] // stride), -(-size[1] // stride), dtype=x.dtype, device=device)
     want = forward_and_grads(x, kernel, kernel_size, stride, dilation, 'reference', grad)
     got = forward_and_grads(x, kernel, kernel_size, stride, dilation, 'triton', grad)
     for g, w in zip(got, want):
@@ -64,8 +62,7 @@ def test_gradcheck(device, stride, size):
     torch.manual_seed(0)
     x, kernel = random_pair(1, 4, 2, size, 3, stride, device)
     assert torch.autograd.gradcheck(lambda a, b: involution_aggregate(a, b, 3, stride, 1, 'fast'), (x, kernel))
-    assert torch.autograd.gradgradcheck(lambda a, b: involution_aggregate(a, b, 3, stride, 1, 'fast'),
-                                        (x, kernel))
+    assert torch.autograd.gradgradcheck(lambda a, b: involution_aggregate(a, b, 3, stride, 1, 'fast'), (x, kernel))
 
 
 @on_devices
@@ -92,7 +89,7 @@ def test_half_precision_accumulates_in_fp32(device, dtype):
     for g, w in zip(got, want):
         assert g.dtype == dtype and torch.isfinite(g).all()
         # fp32 accumulation: only the final rounding to the storage type remains (2⁻⁸ for bf16).
-        assert (g.double() - w).abs().max() <= 2 ** -7 * w.abs().max()
+        assert (g.double() - w).abs().max() <= 2**-7 * w.abs().max()
 
 
 @on_devices

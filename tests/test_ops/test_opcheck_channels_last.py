@@ -8,8 +8,8 @@ CHANNELS_LAST = torch.channels_last
 
 
 def channels_last(*shape, requires_grad=False):
-    return torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=CHANNELS_LAST).requires_grad_(
-        requires_grad)
+    return torch.randn(*shape,
+                       dtype=torch.float64).contiguous(memory_format=CHANNELS_LAST).requires_grad_(requires_grad)
 
 
 def test_involution_and_cvolution_ops():
@@ -28,9 +28,9 @@ def test_scconv_ops():
     module = SCConv(8, 6).double()
     sru, cru = module.sru, module.cru
     x = channels_last(2, 8, 7, 6, requires_grad=True)
-    torch.library.opcheck(torch.ops.mmconv.sru_squeeze.default, (
-        x, sru.gn.weight, sru.gn.bias, cru.squeeze1.weight, cru.squeeze2.weight, sru.gn.num_groups, sru.gn.eps,
-        0.5, 'soft'))
+    torch.library.opcheck(torch.ops.mmconv.sru_squeeze.default,
+                          (x, sru.gn.weight, sru.gn.bias, cru.squeeze1.weight, cru.squeeze2.weight, sru.gn.num_groups,
+                           sru.gn.eps, 0.5, 'soft'))
     squeezed = channels_last(2, 4, 7, 6, requires_grad=True)
     torch.library.opcheck(torch.ops.mmconv.cru.default,
                           (squeezed, cru.gwc.weight, None, cru.pwc1.weight, cru.pwc2.weight, 1, 1, 2, 'paper'))

@@ -19,12 +19,12 @@ def level_responses(module, x):
     """
     k, levels = module.kernel_size, module.levels
     centre = k // 2
-    stacked = torch.zeros((levels,) + module.weight.shape, dtype=x.dtype)
+    stacked = torch.zeros((levels, ) + module.weight.shape, dtype=x.dtype)
     for level in range(levels):
         window = slice(centre - level, centre + level + 1)
         stacked[level, :, :, window, window] = module.weight.detach()[:, :, window, window]
-    out = F.conv2d(x, stacked.flatten(0, 1), None, module.stride, centre * module.dilation,
-                   module.dilation, module.groups)
+    out = F.conv2d(x, stacked.flatten(0, 1), None, module.stride, centre * module.dilation, module.dilation,
+                   module.groups)
     out = out.view(out.shape[0], levels, module.out_channels, *out.shape[2:]).transpose(0, 1)
     return out + module.bias.detach().to(x.dtype).view(levels, 1, -1, 1, 1)
 
@@ -93,7 +93,7 @@ def test_fast_matches_reference_fp32(kernel_size, stride):
         module.impl = impl
         torch.manual_seed(5)
         out = module(x)
-        grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)) / out.numel() ** 0.5
+        grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)) / out.numel()**0.5
         results.append((out, torch.autograd.grad(out, [x, *module.parameters()], grad_out)))
     (ref_out, ref_grads), (fast_out, fast_grads) = results
     assert (fast_out - ref_out).abs().max() <= 1e-5
@@ -176,14 +176,14 @@ def test_draw_forced_levels_statistics():
     want = torch.tensor([1 - levels * prob] + [prob] * levels, dtype=torch.float64)
     assert torch.allclose(frequencies, want, atol=2e-3)
     assert ((drawn[:, :, 1:] >= 0) & (drawn[:, :, :-1] >= 0)).double().mean() == pytest.approx(
-        (levels * prob) ** 2, abs=2e-3)  # neighbours independent
+        (levels * prob)**2, abs=2e-3)  # neighbours independent
     assert (draw_forced_levels(shape, levels, 1 / levels, torch.device('cpu')) >= 0).all()
 
 
 def test_draw_ignores_autocast_dtype():
     torch.manual_seed(0)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        drawn = draw_forced_levels((400_000,), 2, 0.005, torch.device('cpu'))
+        drawn = draw_forced_levels((400_000, ), 2, 0.005, torch.device('cpu'))
     # bf16 rand + floor would force 0.0039 per level; the fp32 draw keeps 0.005.
     assert abs((drawn >= 0).double().mean().item() - 0.01) < 1e-3
 
@@ -217,8 +217,15 @@ def test_odd_sizes_with_stride_two(size):
 
 
 @pytest.mark.parametrize('kwargs', [
-    dict(kernel_size=4), dict(kernel_size=0), dict(stride=0), dict(dilation=0), dict(groups=3),
-    dict(mask_prob=0.6), dict(mask_prob=-0.1), dict(impl='cuda'), dict(in_channels=0),
+    dict(kernel_size=4),
+    dict(kernel_size=0),
+    dict(stride=0),
+    dict(dilation=0),
+    dict(groups=3),
+    dict(mask_prob=0.6),
+    dict(mask_prob=-0.1),
+    dict(impl='cuda'),
+    dict(in_channels=0),
 ])
 def test_bad_arguments(kwargs):
     args = dict(in_channels=4, out_channels=6)
@@ -272,8 +279,12 @@ def test_parameter_count_by_hand():
 
 def test_loads_seed_state_dict():
     """Upstream SCCNet keys and shapes: weight (O, I, K, K), bias (L, O), alpha/beta (L, O, 1, 1)."""
-    state = {'weight': torch.randn(8, 4, 5, 5), 'bias': torch.randn(3, 8),
-             'alpha': torch.randn(3, 8, 1, 1), 'beta': torch.randn(3, 8, 1, 1)}
+    state = {
+        'weight': torch.randn(8, 4, 5, 5),
+        'bias': torch.randn(3, 8),
+        'alpha': torch.randn(3, 8, 1, 1),
+        'beta': torch.randn(3, 8, 1, 1)
+    }
     module = SCC(4, 8, 5)
     module.load_state_dict(state)
     assert torch.equal(module.alpha, state['alpha'])
@@ -293,9 +304,9 @@ def test_flops_count_every_nested_conv(impl, kernel_size, stride, groups):
     from mmconv.analysis import get_model_complexity_info
     module = SCC(8, 16, kernel_size, stride, groups=groups, impl=impl).eval()
     x = torch.randn(2, 8, 9, 9)
-    flops = get_model_complexity_info(module, inputs=(x,), show_table=False, show_arch=False)['flops']
-    out_pixels = 2 * ((9 - 1) // stride + 1) ** 2
-    taps = sum((2 * i + 1) ** 2 for i in range(kernel_size // 2 + 1))  # 1 + 9 (+ 25)
+    flops = get_model_complexity_info(module, inputs=(x, ), show_table=False, show_arch=False)['flops']
+    out_pixels = 2 * ((9 - 1) // stride + 1)**2
+    taps = sum((2 * i + 1)**2 for i in range(kernel_size // 2 + 1))  # 1 + 9 (+ 25)
     assert flops == out_pixels * 16 * (8 // groups) * taps
 
 
@@ -310,8 +321,7 @@ def test_opcheck():
         torch.library.opcheck(torch.ops.mmconv.scc_forward.default, (x, *params, 2, 1, 2, extra))
     out, choice = scc_forward(x, *params, 2, 1, 2, None)
     torch.library.opcheck(torch.ops.mmconv.scc_backward.default,
-                          (torch.randn_like(out), x.detach(), choice, *[p.detach() for p in params[:3]],
-                           2, 1, 2, True))
+                          (torch.randn_like(out), x.detach(), choice, *[p.detach() for p in params[:3]], 2, 1, 2, True))
 
 
 @pytest.mark.parametrize('groups', [1, 2])
@@ -336,7 +346,7 @@ def test_second_order_is_refused_in_one_sentence():
     assert_second_order_refused(module, [x], 'SCC')
     assert selection_margin(module, x) > 1e-3  # finite differences stay on one side of every choice
     module.impl = 'reference'  # the way out the sentence names
-    assert torch.autograd.gradgradcheck(module, (x.requires_grad_(True),))
+    assert torch.autograd.gradgradcheck(module, (x.requires_grad_(True), ))
 
 
 def make_layer(stride=2, mask_prob=0.0):
@@ -368,7 +378,7 @@ def test_onnx_export_matches_eager(tmp_path):
 
 
 def test_empty_batch():
-    assert_empty_batch(make_layer(mask_prob=0.2), (6,), (9, 10))
+    assert_empty_batch(make_layer(mask_prob=0.2), (6, ), (9, 10))
 
 
 def test_channels_last():

@@ -5,11 +5,10 @@ import torch
 
 pytest.importorskip('triton')
 
-from mmconv.ops.scc import SCC, draw_forced_levels  # noqa: E402
-from mmconv.ops.scc.reference import scc_reference  # noqa: E402
-from mmconv.ops.scc.triton_kernels import launch_config, triton_scc_forward  # noqa: E402
-from triton_interpreter import (INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda,  # noqa: E402
-                                on_devices)
+from mmconv.ops.scc import SCC, draw_forced_levels
+from mmconv.ops.scc.reference import scc_reference
+from mmconv.ops.scc.triton_kernels import launch_config, triton_scc_forward
+from triton_interpreter import INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda, on_devices
 
 test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
@@ -18,8 +17,8 @@ def scc_parameters(in_channels, out_channels, kernel_size, groups, device, dtype
     levels = kernel_size // 2 + 1
     weight = torch.randn(out_channels, in_channels // groups, kernel_size, kernel_size, device=device)
     return (weight.to(dtype), torch.randn(levels, out_channels, device=device).to(dtype),
-            torch.randn(levels, out_channels, 1, 1, device=device), torch.randn(levels, out_channels, 1, 1,
-                                                                                device=device))
+            torch.randn(levels, out_channels, 1, 1,
+                        device=device), torch.randn(levels, out_channels, 1, 1, device=device))
 
 
 def level_responses(x, weight, bias, stride, dilation, groups):
@@ -32,8 +31,9 @@ def level_responses(x, weight, bias, stride, dilation, groups):
         masked = torch.zeros_like(weight, dtype=torch.float64)
         window = slice(centre - level, centre + level + 1)
         masked[..., window, window] = weight[..., window, window].double()
-        responses.append(torch.nn.functional.conv2d(x.double(), masked, bias[level].double(), stride,
-                                                    centre * dilation, dilation, groups))
+        responses.append(
+            torch.nn.functional.conv2d(x.double(), masked, bias[level].double(), stride, centre * dilation, dilation,
+                                       groups))
     return torch.stack(responses)
 
 
@@ -41,8 +41,8 @@ def assert_matches_reference(x, weight, bias, alpha, beta, stride, dilation, gro
     """Output within ``atol`` (relative to the output's scale) of the fp64 reference wherever the best
     level wins by more than ``atol`` (elsewhere rounding may flip a near-tie), and the same choice."""
     out, choice = triton_scc_forward(x, weight, bias, alpha, beta, stride, dilation, groups, forced)
-    want = scc_reference(x.double(), weight.double(), bias.double(), alpha.double(), beta.double(), stride,
-                         dilation, groups, forced)
+    want = scc_reference(x.double(), weight.double(), bias.double(), alpha.double(), beta.double(), stride, dilation,
+                         groups, forced)
     responses = level_responses(x, weight, bias, stride, dilation, groups)
     scale = float(responses.abs().max())
     want_choice = responses.argmax(0).to(torch.int8)  # first maximal level, as the kernel keeps it
@@ -60,12 +60,12 @@ def assert_matches_reference(x, weight, bias, alpha, beta, stride, dilation, gro
 
 GEOMETRIES = [  # (in, out, kernel, stride, dilation, groups, height, width)
     (4, 6, 3, 1, 1, 1, 9, 7),
-    (4, 6, 5, 2, 1, 1, 9, 7),      # stride 2, odd sizes
-    (4, 6, 3, 2, 2, 2, 7, 8),      # groups, dilation
-    (4, 4, 1, 1, 1, 1, 5, 5),      # K = 1: one level
-    (3, 5, 7, 1, 1, 1, 9, 9),      # K = 7, channel blocks padded
+    (4, 6, 5, 2, 1, 1, 9, 7),  # stride 2, odd sizes
+    (4, 6, 3, 2, 2, 2, 7, 8),  # groups, dilation
+    (4, 4, 1, 1, 1, 1, 5, 5),  # K = 1: one level
+    (3, 5, 7, 1, 1, 1, 9, 9),  # K = 7, channel blocks padded
     (6, 4, 5, 2, 2, 2, 11, 9),
-    (40, 36, 3, 1, 1, 1, 10, 9),   # two input-channel blocks, several pixel blocks
+    (40, 36, 3, 1, 1, 1, 10, 9),  # two input-channel blocks, several pixel blocks
 ]
 
 
@@ -95,8 +95,10 @@ def test_forced_levels_override_the_choice(device):
 
 # Triton 3.8's interpreter gets tl.dot of bf16 operands wrong (numpy has no bf16: a 16×16 product is
 # off by 1e10); the compiled bf16 kernel is checked by triton_aot.py and on a GPU by gpu_check.sh.
-BF16_DOT = pytest.param(torch.bfloat16, marks=pytest.mark.skipif(
-    INTERPRETED, reason="Triton's interpreter computes bf16 tl.dot wrongly; runs on CUDA only"))
+BF16_DOT = pytest.param(
+    torch.bfloat16,
+    marks=pytest.mark.skipif(INTERPRETED,
+                             reason="Triton's interpreter computes bf16 tl.dot wrongly; runs on CUDA only"))
 
 
 @on_devices

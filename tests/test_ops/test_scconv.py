@@ -33,9 +33,9 @@ def gate_margin(module, x):
     """Smallest |R − t| of the SRU reweights (the gate is piecewise in R)."""
     sru = module.sru
     gamma = sru.gn.weight.detach().double()
-    reweights = torch.sigmoid(F.group_norm(x.double(), sru.gn.num_groups, gamma,
-                                           sru.gn.bias.detach().double(), sru.gn.eps)
-                              * (gamma / gamma.sum()).view(-1, 1, 1))
+    reweights = torch.sigmoid(
+        F.group_norm(x.double(), sru.gn.num_groups, gamma,
+                     sru.gn.bias.detach().double(), sru.gn.eps) * (gamma / gamma.sum()).view(-1, 1, 1))
     return float((reweights - sru.gate_threshold).abs().min())
 
 
@@ -101,12 +101,14 @@ def test_gradcheck_fast_functions(gate, fuse):
     sru, cru = module.sru, module.cru
 
     def run(x, gamma, beta, squeeze1, squeeze2, gwc_weight, gwc_bias, pwc1, pwc2):
-        squeezed = sru_squeeze(x, gamma, beta, squeeze1, squeeze2, sru.gn.num_groups, sru.gn.eps,
-                               sru.gate_threshold, gate)
+        squeezed = sru_squeeze(x, gamma, beta, squeeze1, squeeze2, sru.gn.num_groups, sru.gn.eps, sru.gate_threshold,
+                               gate)
         return cru_op(squeezed, gwc_weight, gwc_bias, pwc1, pwc2, 2, 1, 2, fuse)[0]
 
-    params = [sru.gn.weight, sru.gn.bias, cru.squeeze1.weight, cru.squeeze2.weight, cru.gwc.weight,
-              cru.gwc.bias, cru.pwc1.weight, cru.pwc2.weight]
+    params = [
+        sru.gn.weight, sru.gn.bias, cru.squeeze1.weight, cru.squeeze2.weight, cru.gwc.weight, cru.gwc.bias,
+        cru.pwc1.weight, cru.pwc2.weight
+    ]
     inputs = [x.requires_grad_(True)] + [p.detach().clone().requires_grad_(True) for p in params]
     if gate == 'hard':
         inputs[1].requires_grad_(False)
@@ -195,11 +197,18 @@ def test_fast_path_leaves_its_inputs_alone(batch):
 
 
 @pytest.mark.parametrize('kwargs,name', [
-    (dict(in_channels=15), 'in_channels'), (dict(kernel_size=2), 'kernel_size'),
-    (dict(alpha=1.0), 'alpha'), (dict(alpha=0.0), 'alpha'), (dict(in_channels=2), 'in_channels'),
-    (dict(gwc_groups=3), 'gwc_groups'), (dict(out_channels=2), 'out_channels'),
-    (dict(gate='sigmoid'), 'gate'), (dict(fuse='sum'), 'fuse'), (dict(impl='triton'), 'impl'),
-    (dict(gate_threshold=1.5), 'gate_threshold'), (dict(stride=0), 'stride'),
+    (dict(in_channels=15), 'in_channels'),
+    (dict(kernel_size=2), 'kernel_size'),
+    (dict(alpha=1.0), 'alpha'),
+    (dict(alpha=0.0), 'alpha'),
+    (dict(in_channels=2), 'in_channels'),
+    (dict(gwc_groups=3), 'gwc_groups'),
+    (dict(out_channels=2), 'out_channels'),
+    (dict(gate='sigmoid'), 'gate'),
+    (dict(fuse='sum'), 'fuse'),
+    (dict(impl='triton'), 'impl'),
+    (dict(gate_threshold=1.5), 'gate_threshold'),
+    (dict(stride=0), 'stride'),
     (dict(squeeze_ratio=0), 'squeeze_ratio'),
 ])
 def test_bad_arguments(kwargs, name):
@@ -241,8 +250,8 @@ def test_fast_path_saves_input_squeezed_map_and_branch_difference():
 
 def per_layer_params(c1, c2, gwc_bias=False):
     """Paper Eq. 11 with α = 1/2, r = 2, g = 2, k = 3, plus GroupNorm (and the GWC bias)."""
-    return (2 * c1 + c1 * c1 // 4 + 9 * (c1 // 4) * c2 // 2 + (c1 // 4) * c2
-            + (c1 // 4) * (c2 - c1 // 4) + (c2 if gwc_bias else 0))
+    return (2 * c1 + c1 * c1 // 4 + 9 * (c1 // 4) * c2 // 2 + (c1 // 4) * c2 + (c1 // 4) * (c2 - c1 // 4) +
+            (c2 if gwc_bias else 0))
 
 
 @pytest.mark.parametrize('c1,c2', [(64, 64), (512, 512), (128, 32), (16, 24)])
@@ -270,8 +279,9 @@ def scconv_flops(c1, c2, batch, height, width, stride):
     """Conv MACs (paper), GroupNorm at 5 per element and the pooled Y1, Y2 (as mmengine counts)."""
     out_pixels = batch * math.ceil(height / stride) * math.ceil(width / stride)
     in_pixels = batch * height * width
-    macs = (in_pixels * c1 * c1 // 4 + out_pixels * c2 * (9 * (c1 // 8) + c1 // 4)
-            + out_pixels * (c1 // 4) * (c2 - c1 // 4))
+    macs = (
+        in_pixels * c1 * c1 // 4 + out_pixels * c2 * (9 * (c1 // 8) + c1 // 4) + out_pixels * (c1 // 4) *
+        (c2 - c1 // 4))
     return macs + 5 * c1 * in_pixels + 2 * c2 * out_pixels
 
 
@@ -282,7 +292,7 @@ def test_flops_by_hand(impl, c1, c2, stride):
     from mmconv.analysis import get_model_complexity_info
     module = SCConv(c1, c2, stride=stride, impl=impl).eval()
     x = torch.randn(2, c1, 9, 9)
-    flops = get_model_complexity_info(module, inputs=(x,), show_table=False, show_arch=False)['flops']
+    flops = get_model_complexity_info(module, inputs=(x, ), show_table=False, show_arch=False)['flops']
     assert flops == scconv_flops(c1, c2, 2, 9, 9, stride)
 
 
@@ -291,9 +301,9 @@ def test_opcheck():
     sru, layer = module.sru, module.cru
     x = torch.randn(2, 8, 5, 6, dtype=torch.float64, requires_grad=True)
     for gate in ('soft', 'hard'):
-        torch.library.opcheck(torch.ops.mmconv.sru_squeeze.default, (
-            x, sru.gn.weight, sru.gn.bias, layer.squeeze1.weight, layer.squeeze2.weight, sru.gn.num_groups,
-            sru.gn.eps, sru.gate_threshold, gate))
+        torch.library.opcheck(torch.ops.mmconv.sru_squeeze.default,
+                              (x, sru.gn.weight, sru.gn.bias, layer.squeeze1.weight, layer.squeeze2.weight,
+                               sru.gn.num_groups, sru.gn.eps, sru.gate_threshold, gate))
     squeezed = torch.randn(2, 4, 5, 6, dtype=torch.float64, requires_grad=True)
     for fuse in ('paper', 'joint'):
         for bias, pwc2 in ((layer.gwc.bias, layer.pwc2.weight), (None, None)):
@@ -309,7 +319,7 @@ def test_second_order_is_refused_in_one_sentence():
     x = away_from_gate(1, 8, 5, 6, dtype=torch.float64)
     assert_second_order_refused(module, [x], 'SCConv')
     module.impl = 'reference'  # the way out the sentence names
-    assert torch.autograd.gradgradcheck(module, (x.requires_grad_(True),))
+    assert torch.autograd.gradgradcheck(module, (x.requires_grad_(True), ))
 
 
 def make_layer(stride=2, **kwargs):
@@ -331,7 +341,7 @@ def test_onnx_export_matches_eager(tmp_path):
 @pytest.mark.parametrize('in_channels,out_channels', [(8, 12), (16, 4)])
 def test_empty_batch(in_channels, out_channels):
     torch.manual_seed(0)
-    assert_empty_batch(SCConv(in_channels, out_channels, stride=2), (in_channels,), (9, 10))
+    assert_empty_batch(SCConv(in_channels, out_channels, stride=2), (in_channels, ), (9, 10))
 
 
 @pytest.mark.parametrize('stride', [1, 2])

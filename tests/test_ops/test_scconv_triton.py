@@ -5,12 +5,11 @@ import torch
 
 pytest.importorskip('triton')
 
-from mmconv.ops.scconv import SCConv  # noqa: E402
-from mmconv.ops.scconv.kernels import _gate_affine  # noqa: E402
-from mmconv.ops.scconv.reference import SRU  # noqa: E402
-from mmconv.ops.scconv.triton_kernels import triton_cru_fuse, triton_sru_output  # noqa: E402
-from triton_interpreter import (INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda,  # noqa: E402
-                                on_devices)
+from mmconv.ops.scconv import SCConv
+from mmconv.ops.scconv.kernels import _gate_affine
+from mmconv.ops.scconv.reference import SRU
+from mmconv.ops.scconv.triton_kernels import triton_cru_fuse, triton_sru_output
+from triton_interpreter import INTERPRETED, assert_fast_matches_reference, interpreter_suite, on_cuda, on_devices
 
 test_interpreter_suite_in_subprocess = interpreter_suite(__file__)
 
@@ -27,8 +26,7 @@ def reference_sru(channels, groups, gate, device):
 def gate_values(sru, x):
     """R in fp64, to keep the comparison off elements whose mask rounding may flip."""
     gamma = sru.gn.weight.detach().double()
-    normalised = torch.nn.functional.group_norm(x.double(), sru.gn.num_groups, gamma, sru.gn.bias.double(),
-                                                sru.gn.eps)
+    normalised = torch.nn.functional.group_norm(x.double(), sru.gn.num_groups, gamma, sru.gn.bias.double(), sru.gn.eps)
     return torch.sigmoid(normalised * (gamma / gamma.sum()).view(-1, 1, 1))
 
 
@@ -59,7 +57,7 @@ def test_half_input_writes_the_squeeze_dtype(device):
     want = sru.double()(x.double())
     assert got.dtype == torch.float16
     # fp32 math on fp16 inputs: one rounding to fp16 at the end.
-    assert (got.double() - want).abs().max() <= 2 ** -9 * want.abs().max()
+    assert (got.double() - want).abs().max() <= 2**-9 * want.abs().max()
 
 
 @on_devices
@@ -80,7 +78,7 @@ def test_cru_fuse_is_the_softmax_of_the_pooled_branches(device, fuse, dtype):
     weights = torch.empty(want_weights.shape, device=device)
     lower_copy = torch.empty_like(lower) if fuse == 'joint' else None
     triton_cru_fuse(upper, lower, weights, lower_copy, fuse)  # Y1 → D, Y2 → Z
-    tolerance = 1e-5 if dtype == torch.float32 else 2 ** -9
+    tolerance = 1e-5 if dtype == torch.float32 else 2**-9
     torch.testing.assert_close(weights.double(), want_weights, rtol=1e-5, atol=1e-6)
     assert (lower.double() - want).abs().max() <= tolerance * want.abs().max()
     assert (upper.double() - (y1 - y2)).abs().max() <= tolerance * (y1 - y2).abs().max()
@@ -100,5 +98,4 @@ def test_module_fast_path_matches_reference(device, gate, fuse):
 @pytest.mark.skipif(INTERPRETED, reason='the interpreter accepts CPU tensors')
 def test_cpu_tensors_need_the_interpreter():
     with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
-        triton_sru_output(torch.randn(1, 4, 3, 3), torch.ones(4), torch.zeros(4), 2, 1e-5, 0.5, 'soft',
-                          torch.float32)
+        triton_sru_output(torch.randn(1, 4, 3, 3), torch.ones(4), torch.zeros(4), 2, 1e-5, 0.5, 'soft', torch.float32)

@@ -12,8 +12,10 @@ import sys
 import pytest
 import torch
 
-__all__ = ['CUDA_DEVICES', 'DEVICES', 'INTERPRETED', 'assert_fast_matches_reference', 'interpreter_suite', 'on_cuda',
-           'on_devices']
+__all__ = [
+    'CUDA_DEVICES', 'DEVICES', 'INTERPRETED', 'assert_fast_matches_reference', 'interpreter_suite', 'on_cuda',
+    'on_devices'
+]
 
 INTERPRETED = os.environ.get('TRITON_INTERPRET') == '1'
 DEVICES = ['cpu'] if INTERPRETED else (['cuda'] if torch.cuda.is_available() else [])
@@ -36,8 +38,8 @@ def interpreter_suite(path: str):
     @pytest.mark.skipif(INTERPRETED, reason='runs in the parent process only')
     def test_interpreter_suite_in_subprocess():
         env = dict(os.environ, TRITON_INTERPRET='1')
-        result = subprocess.run([sys.executable, '-m', 'pytest', path, '-q', '-x', '-p', 'no:cacheprovider'],
-                                env=env, capture_output=True, text=True, timeout=1200)
+        result = subprocess.run([sys.executable, '-m', 'pytest', path, '-q', '-x', '-p', 'no:cacheprovider'], env=env,
+                                capture_output=True, text=True, timeout=1200)
         report = result.stdout[-6000:] + result.stderr[-3000:]
         assert result.returncode == 0 and ' passed' in result.stdout, report
 

@@ -8,8 +8,8 @@ DEMO_CONFIG = osp.join(REPO_ROOT, 'configs/demo/resnet18-w16_demo-cls.py')
 NUM_VAL = 8  # two images of each of the four classes
 
 # Narrow CIFAR-style backbones (8 base channels) and the width of their last stage.
-SDNET_STEM = dict(type='SDNet', depth=18, csc_layers='stem', stem='cifar', stem_channels=8,
-                  base_channels=8, out_indices=(3, ))
+SDNET_STEM = dict(type='SDNet', depth=18, csc_layers='stem', stem='cifar', stem_channels=8, base_channels=8,
+                  out_indices=(3, ))
 SDNET_ALL_NO_SHORTCUT = dict(SDNET_STEM, csc_layers='all', shortcut=False)
 PLAIN = None  # the demo config's own ResNet_CIFAR (16 base channels, 128 at the last stage)
 

@@ -13,9 +13,12 @@ def class_folders(tmp_path_factory):
     """``<root>/val/<class>/*.png``: the demo generator's classification set, 8 val images."""
     pytest.importorskip('mmpretrain')
     root = tmp_path_factory.mktemp('tool_data')
-    subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools/misc/make_demo_data.py'), '--out',
-                    str(root), '--seed', '0', '--num-train', '4', '--num-val', str(NUM_VAL)],
-                   check=True, capture_output=True, cwd=REPO_ROOT)
+    subprocess.run([
+        sys.executable,
+        osp.join(REPO_ROOT, 'tools/misc/make_demo_data.py'), '--out',
+        str(root), '--seed', '0', '--num-train', '4', '--num-val',
+        str(NUM_VAL)
+    ], check=True, capture_output=True, cwd=REPO_ROOT)
     return root / 'cls'
 
 
@@ -23,15 +26,13 @@ def class_folders(tmp_path_factory):
 def sdnet_model(class_folders, tmp_path_factory):
     """(config, checkpoint) of an SDNet-18 (CSC stem) classifier, 8 channels wide, fitted to the
     test images."""
-    return write_model(tmp_path_factory.mktemp('sdnet') / 'm', class_folders, SDNET_STEM,
-                       fit_steps=30)
+    return write_model(tmp_path_factory.mktemp('sdnet') / 'm', class_folders, SDNET_STEM, fit_steps=30)
 
 
 @pytest.fixture(scope='session')
 def sdnet_all_model(class_folders, tmp_path_factory):
     """(config, checkpoint) of an SDNet-18-all classifier without shortcut, 8 channels wide."""
-    return write_model(tmp_path_factory.mktemp('sdnet_all') / 'm', class_folders,
-                       SDNET_ALL_NO_SHORTCUT)
+    return write_model(tmp_path_factory.mktemp('sdnet_all') / 'm', class_folders, SDNET_ALL_NO_SHORTCUT)
 
 
 @pytest.fixture(scope='session')

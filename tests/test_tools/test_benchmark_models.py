@@ -6,8 +6,11 @@ from analysis_tool_helpers import load_tool
 
 def test_ratios_table_and_chart(tmp_path):
     tool = load_tool('benchmark_models')
-    results = tool.main(['--models', 'SDNet-18', '--modes', 'eager', 'reference', '--batch', '2',
-                         '--size', '32', '--repeat', '1', '--device', 'cpu', '--out-dir', str(tmp_path)])
+    results = tool.main([
+        '--models', 'SDNet-18', '--modes', 'eager', 'reference', '--batch', '2', '--size', '32', '--repeat', '1',
+        '--device', 'cpu', '--out-dir',
+        str(tmp_path)
+    ])
     by_key = {(r.model, r.mode): r for r in results}
     assert set(by_key) == {('ResNet-18', 'eager'), ('SDNet-18', 'eager'), ('SDNet-18 fast', 'reference'),
                            ('SDNet-18', 'reference')}

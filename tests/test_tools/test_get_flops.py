@@ -20,8 +20,8 @@ PRINTOUT = re.compile(r'Input shape: \(3, (\d+), (\d+)\)\n'
 def get_flops(*args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH', '')]))
-    result = subprocess.run([sys.executable, 'tools/analysis_tools/get_flops.py', *args],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run([sys.executable, 'tools/analysis_tools/get_flops.py', *args], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     match = PRINTOUT.search(result.stdout)
     assert match, result.stdout[-2000:]
@@ -48,13 +48,15 @@ def test_classifier_printout_matches_the_counter():
 
     # Hand count of the aggregations: C·K² multiply-adds per output pixel of every involution.
     sizes = {}
-    hooks = [m.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, o.shape))
-             for m in model.modules() if isinstance(m, Involution)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, o.shape)) for m in model.modules()
+        if isinstance(m, Involution)
+    ]
     with torch.no_grad():
         model(*inputs)
     for hook in hooks:
         hook.remove()
-    aggregation = sum(m.kernel_size ** 2 * shape.numel() for m, shape in sizes.items())
+    aggregation = sum(m.kernel_size**2 * shape.numel() for m, shape in sizes.items())
     counted = {op: n for op, n in by_operator.items() if op == 'involution_aggregate'}
     assert len(sizes) == 1 + 8 and sum(counted.values()) == aggregation > 0
 

@@ -10,8 +10,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def run_check(*args):
     env = dict(os.environ, PYTHON=sys.executable)
-    return subprocess.run(['bash', 'tools/misc/gpu_check.sh', *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(['bash', 'tools/misc/gpu_check.sh', *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
 
 
 def test_cpu_rehearsal_writes_the_whole_report(tmp_path):
@@ -22,8 +22,10 @@ def test_cpu_rehearsal_writes_the_whole_report(tmp_path):
     for title in ('# mmconv GPU check', '## Operators against their references (cpu)', '## Operator benchmark (cpu',
                   '## Model benchmark (cpu)'):
         assert title in text, text[-3000:]
-    rows = [line for line in text.splitlines() if line.startswith('| ') and line.endswith(' |')
-            and line.split('|')[-2].strip() in ('ok', 'FAIL')]
+    rows = [
+        line for line in text.splitlines()
+        if line.startswith('| ') and line.endswith(' |') and line.split('|')[-2].strip() in ('ok', 'FAIL')
+    ]
     assert len(rows) == 6 and all(row.split('|')[-2].strip() == 'ok' for row in rows), rows
     assert 'SDNet-18 | eager | fp32 | ResNet-18' in text
 

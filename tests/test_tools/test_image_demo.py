@@ -26,8 +26,8 @@ def save_initialised(config, path, meta):
     cfg = Config.fromfile(config)
     init_default_scope(cfg.default_scope)
     torch.manual_seed(0)
-    model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.get('data_preprocessor')
-                              or cfg.model.get('data_preprocessor')))
+    model = MODELS.build(
+        dict(cfg.model, data_preprocessor=cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor')))
     torch.save(dict(state_dict=model.state_dict(), meta=meta), path)
     return str(path)
 
@@ -39,10 +39,9 @@ def checkpoints(tmp_path_factory):
     config)."""
     root = tmp_path_factory.mktemp('inference')
     return dict(
-        cls=save_initialised(CLS_CONFIG, root / 'cls.pth',
-                             dict(dataset_meta=dict(classes=CHECKPOINT_CLASSES))),
-        faster=save_initialised(FASTER_CONFIG, root / 'faster.pth', dict()),
-        mask=save_initialised(MASK_CONFIG, root / 'mask.pth', dict()))
+        cls=save_initialised(CLS_CONFIG, root / 'cls.pth', dict(dataset_meta=dict(classes=CHECKPOINT_CLASSES))),
+        faster=save_initialised(FASTER_CONFIG, root / 'faster.pth',
+                                dict()), mask=save_initialised(MASK_CONFIG, root / 'mask.pth', dict()))
 
 
 @pytest.fixture(scope='module')
@@ -58,8 +57,7 @@ def images(tmp_path_factory):
 
 def load_script(path):
     """Import the script at ``path`` (from the repository root) as a module."""
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0],
-                                                  osp.join(REPO_ROOT, path))
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], osp.join(REPO_ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -97,15 +95,15 @@ def test_det_inferencer_predicts_masks_with_the_config_classes(checkpoints, imag
     assert int(instances.labels.max()) < 3
 
 
-@pytest.mark.parametrize('model, extra', [('cls', ['--topk', '2']),
-                                          ('faster', ['--score-thr', '0']),
+@pytest.mark.parametrize('model, extra', [('cls', ['--topk', '2']), ('faster', ['--score-thr', '0']),
                                           ('mask', ['--score-thr', '0'])])
 def test_image_demo_draws_a_picture_of_the_image_size(checkpoints, images, tmp_path, model, extra):
     import mmcv
     image_path = images['cls' if model == 'cls' else 'det']
     out = tmp_path / 'out.png'
     load_script('demo/image_demo.py').main(
-        [image_path, CONFIGS[model], checkpoints[model], '--out-file', str(out), *extra])
+        [image_path, CONFIGS[model], checkpoints[model], '--out-file',
+         str(out), *extra])
     picture, image = mmcv.imread(str(out)), mmcv.imread(image_path)
     assert picture.shape == image.shape
     assert (picture != image).mean() > 0.01  # labels, boxes or masks are drawn on it
@@ -140,7 +138,7 @@ def test_make_demo_writes_a_picture_per_validation_image(checkpoints, images, tm
     second = str(tmp_path / 'second.png')
     mmcv.imwrite(image[:96, :80], second)
     out_dir = tmp_path / 'pictures'
-    written = load_script('tools/misc/demo.py').write_pictures(
-        MASK_CONFIG, checkpoints['mask'], [images['det'], second], str(out_dir))
+    written = load_script('tools/misc/demo.py').write_pictures(MASK_CONFIG, checkpoints['mask'],
+                                                               [images['det'], second], str(out_dir))
     assert written == [str(out_dir / 'det.png'), str(out_dir / 'second.png')]
     assert [mmcv.imread(path).shape for path in written] == [(120, 150, 3), (96, 80, 3)]

@@ -30,7 +30,6 @@ SCC_KEYS = ('weight', 'bias', 'alpha', 'beta')
 
 Pairs = Iterator[Tuple[str, torch.Tensor]]
 
-
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
@@ -216,21 +215,26 @@ def official_checkpoint(pairs: Pairs) -> Tuple[Dict[str, torch.Tensor], Dict[str
 # family: (converter, config, official walker, input size, number of official tensors)
 CASES = {
     'rednet26': ('rednet', 'rednet/rednet26_64xb32_in1k.py', rednet_official, 32, None),
-    'sccnet34-scc5x5': ('sccnet', 'sccnet/sccnet34-scc5x5_1xb128_in1k.py', sccnet_official, 32,
-                        # stem 1 + 5, 16 blocks × (2 × 4 + 2 × 5), 3 SCC shortcuts × 9, head 2
-                        1 + 5 + 16 * 18 + 3 * 9 + 2),
-    'sccnet34-conv1x1': ('sccnet', 'sccnet/sccnet34-conv1x1_1xb128_in1k.py', sccnet_official, 32,
-                         1 + 5 + 16 * 18 + 3 * 6 + 2),
-    'sdnet18-cifar': ('sdnet', 'sdnet/sdnet18_1xb128_cifar10.py',
-                      lambda m: sdnet_official(m, all_csc=False), 32,
-                      # CSC stem 2 + 5, 8 blocks × (2 + 10), 3 shortcuts × 6, linear 2
-                      2 + 5 + 8 * 12 + 3 * 6 + 2),
-    'sdnet18-all-imagenet': ('sdnet', 'sdnet/sdnet18-all_1xb256_in1k.py',
-                             lambda m: sdnet_official(m, all_csc=True), 32,
+    'sccnet34-scc5x5': (
+        'sccnet',
+        'sccnet/sccnet34-scc5x5_1xb128_in1k.py',
+        sccnet_official,
+        32,
+        # stem 1 + 5, 16 blocks × (2 × 4 + 2 × 5), 3 SCC shortcuts × 9, head 2
+        1 + 5 + 16 * 18 + 3 * 9 + 2),
+    'sccnet34-conv1x1':
+    ('sccnet', 'sccnet/sccnet34-conv1x1_1xb128_in1k.py', sccnet_official, 32, 1 + 5 + 16 * 18 + 3 * 6 + 2),
+    'sdnet18-cifar': (
+        'sdnet',
+        'sdnet/sdnet18_1xb128_cifar10.py',
+        lambda m: sdnet_official(m, all_csc=False),
+        32,
+        # CSC stem 2 + 5, 8 blocks × (2 + 10), 3 shortcuts × 6, linear 2
+        2 + 5 + 8 * 12 + 3 * 6 + 2),
+    'sdnet18-all-imagenet': ('sdnet', 'sdnet/sdnet18-all_1xb256_in1k.py', lambda m: sdnet_official(m, all_csc=True), 32,
                              2 + 5 + 2 + 8 * 14 + 3 * 6 + 2),
     'sdnet18-all-noshortcut-cifar': ('sdnet', 'sdnet/sdnet18-all-noshortcut_1xb128_cifar10.py',
-                                     lambda m: sdnet_official(m, all_csc=True), 32,
-                                     2 + 5 + 8 * 14 + 2),
+                                     lambda m: sdnet_official(m, all_csc=True), 32, 2 + 5 + 8 * 14 + 2),
 }
 
 
@@ -261,10 +265,12 @@ def test_conversion_is_a_bijection_onto_the_model(case):
         torch.testing.assert_close(converted_model(x), direct(x), rtol=0, atol=0)
 
 
-DETECTORS = ['faster-rcnn_rednet50_fpn_1x_coco', 'faster-rcnn_rednet50_involution-fpn_1x_coco',
-             'faster-rcnn_rednet50_involution-fpn_involution-head_1x_coco', 'mask-rcnn_rednet50_fpn_1x_coco',
-             'mask-rcnn_rednet50_involution-fpn_1x_coco', 'mask-rcnn_rednet50_involution-fpn_involution-head_1x_coco',
-             'retinanet_rednet50_fpn_1x_coco', 'retinanet_rednet50_involution-fpn_1x_coco']
+DETECTORS = [
+    'faster-rcnn_rednet50_fpn_1x_coco', 'faster-rcnn_rednet50_involution-fpn_1x_coco',
+    'faster-rcnn_rednet50_involution-fpn_involution-head_1x_coco', 'mask-rcnn_rednet50_fpn_1x_coco',
+    'mask-rcnn_rednet50_involution-fpn_1x_coco', 'mask-rcnn_rednet50_involution-fpn_involution-head_1x_coco',
+    'retinanet_rednet50_fpn_1x_coco', 'retinanet_rednet50_involution-fpn_1x_coco'
+]
 SEVEN_BY_SEVEN_STEM = {'+model.backbone.stem_kernel': 7}  # the official detection backbones'
 
 
@@ -294,14 +300,15 @@ def test_official_coco_checkpoints_convert_bijectively(name):
 def test_coco_checkpoint_refused_by_the_wrong_config_with_what_to_do(tmp_path, monkeypatch, capsys):
     pytest.importorskip('mmdet')
     converter = load_converter('rednet')
-    official, _ = official_checkpoint(rednet_detector_official(
-        build_detector('faster-rcnn_rednet50_involution-fpn_1x_coco')))
+    official, _ = official_checkpoint(
+        rednet_detector_official(build_detector('faster-rcnn_rednet50_involution-fpn_1x_coco')))
     src, dst = tmp_path / 'faster_rcnn_red50_neck_fpn_1x_coco.pth', tmp_path / 'out.pth'
     torch.save(dict(state_dict=official), src)
     config = osp.join(REPO_ROOT, 'configs', 'rednet', 'faster-rcnn_rednet50_fpn_1x_coco.py')  # a conv FPN
     with pytest.raises(SystemExit) as exit_info:
-        _run_main(converter, [str(src), str(dst), '--config', config, '--cfg-options',
-                              '+model.backbone.stem_kernel=7'], monkeypatch)
+        _run_main(converter,
+                  [str(src), str(dst), '--config', config, '--cfg-options', '+model.backbone.stem_kernel=7'],
+                  monkeypatch)
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert re.search(r'missing .*\(8\):\n\s+neck\.fpn_convs\.0\.conv\.weight', message)
@@ -313,8 +320,8 @@ def test_coco_checkpoint_refused_by_the_wrong_config_with_what_to_do(tmp_path, m
     message = capsys.readouterr().err
     assert 'backbone.stem.1.conv2.conv.weight: checkpoint (98, 8, 1, 1), model (18, 8, 1, 1)' in message
     assert 'add --cfg-options +model.backbone.stem_kernel=7' in message and not dst.exists()
-    _run_main(converter, [str(src), str(dst), '--config', config, '--cfg-options', '+model.backbone.stem_kernel=7'],
-              monkeypatch)
+    _run_main(converter,
+              [str(src), str(dst), '--config', config, '--cfg-options', '+model.backbone.stem_kernel=7'], monkeypatch)
     saved = torch.load(dst, weights_only=True)
     assert saved['meta']['cfg_options'] == SEVEN_BY_SEVEN_STEM and len(saved['state_dict']) == len(official)
 
@@ -371,8 +378,7 @@ def test_cli_writes_an_mmengine_checkpoint_atomically(tmp_path, monkeypatch):
     wrapped = {f'module.{k}': v for k, v in official.items()}  # a saved DataParallel model
     torch.save(dict(epoch=220, perf=95.3, state_dict=wrapped), src)
     dst = tmp_path / 'out' / 'sdnet18_cifar10.pth'
-    _run_main(converter, [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)],
-              monkeypatch)
+    _run_main(converter, [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)], monkeypatch)
 
     assert sorted(p.name for p in dst.parent.iterdir()) == [dst.name]  # no temporary left over
     saved = torch.load(dst, weights_only=True)
@@ -393,12 +399,9 @@ def test_cli_reports_missing_and_unexpected_keys(tmp_path, monkeypatch, capsys):
     src, dst = tmp_path / 'rednet26.pth', tmp_path / 'converted.pth'
     torch.save(dict(meta=dict(epoch=130), state_dict=official), src)
     with pytest.raises(SystemExit) as exit_info:
-        _run_main(converter,
-                  [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)],
-                  monkeypatch)
+        _run_main(converter, [str(src), str(dst), '--config', osp.join(REPO_ROOT, 'configs', config)], monkeypatch)
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert re.search(r'missing .*\(1\):\n\s+backbone\.layer2\.0\.bn3\.running_var', message)
-    assert re.search(r'unexpected .*\(1\):\n\s+backbone\.layer1\.0\.conv2\.conv1\.conv\.bias',
-                     message)
+    assert re.search(r'unexpected .*\(1\):\n\s+backbone\.layer1\.0\.conv2\.conv1\.conv\.bias', message)
     assert not dst.exists()

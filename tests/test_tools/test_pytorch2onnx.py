@@ -31,8 +31,8 @@ def rednet26_checkpoint(tmp_path_factory):
 
 
 def run_export(*args):
-    return subprocess.run([sys.executable, 'tools/deployment/pytorch2onnx.py', *map(str, args)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, 'tools/deployment/pytorch2onnx.py', *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_export_matches_eager_in_onnxruntime(rednet26_checkpoint, tmp_path):

@@ -14,8 +14,7 @@ def _textured_images(n=4, size=32):
     """Smooth colour fields with edges: images that every corruption visibly changes."""
     gen = torch.Generator().manual_seed(0)
     coarse = torch.rand(n, 3, 4, 4, generator=gen)
-    smooth = torch.nn.functional.interpolate(coarse, size=size, mode='bilinear',
-                                             align_corners=False)
+    smooth = torch.nn.functional.interpolate(coarse, size=size, mode='bilinear', align_corners=False)
     edges = (torch.arange(size) // 4 % 2).float()[None, None, :, None] * 0.3
     return (0.15 + 0.55 * smooth + edges).clamp(0, 1)
 
@@ -38,8 +37,7 @@ def test_noise_independent_of_call_order_and_batching():
     for name in CORRUPTIONS:
         corrupt(images, name, 2, seed=1, indices=indices)
     torch.manual_seed(123)
-    parts = [corrupt(images[i:i + 2], 'shot_noise', 4, seed=1, indices=indices[i:i + 2])
-             for i in (4, 0, 2)]
+    parts = [corrupt(images[i:i + 2], 'shot_noise', 4, seed=1, indices=indices[i:i + 2]) for i in (4, 0, 2)]
     assert torch.equal(torch.cat([parts[1], parts[2], parts[0]]), reference)
     # Different severities and corruptions use different streams.
     gaussian3 = corrupt(images, 'gaussian_noise', 3, seed=1) - images
@@ -69,8 +67,7 @@ def test_noise_statistics_match_formulas():
         noise = corrupt(flat, 'shot_noise', severity) - flat
         assert abs(noise.var().item() - 0.5 / c) < 0.15 * 0.5 / c  # Poisson(0.5c)/c
     contrast = corrupt(flat + torch.linspace(-0.2, 0.2, 64), 'contrast', 5)
-    assert torch.allclose(contrast.std(), (flat + torch.linspace(-0.2, 0.2, 64)).std() * 0.15,
-                          rtol=1e-4)
+    assert torch.allclose(contrast.std(), (flat + torch.linspace(-0.2, 0.2, 64)).std() * 0.15, rtol=1e-4)
 
 
 def test_blurs_agree_with_scipy_and_opencv():
@@ -81,8 +78,8 @@ def test_blurs_agree_with_scipy_and_opencv():
     for severity in SEVERITIES:
         sigma = SEVERITY_PARAMS['gaussian_blur'][severity - 1]
         ours = corrupt(as_tensor, 'gaussian_blur', severity)[0].permute(1, 2, 0).numpy()
-        ref = np.stack([ndimage.gaussian_filter(image[..., c], sigma, mode='nearest', truncate=4.0)
-                        for c in range(3)], -1)
+        ref = np.stack([ndimage.gaussian_filter(image[..., c], sigma, mode='nearest', truncate=4.0) for c in range(3)],
+                       -1)
         np.testing.assert_allclose(ours, ref, atol=1e-12)
 
         radius, alias = SEVERITY_PARAMS['defocus_blur'][severity - 1]
@@ -144,8 +141,8 @@ def test_lambda_sweep_writes_every_row_and_sparser_codes_for_larger_lambda(sdnet
     config, checkpoint = sdnet_model
     lambdas = ['0.05', '0.3', '1.5']
     load_tool('robustness').main([
-        config, checkpoint, '--lambdas', *lambdas, '--csc-layers', r'^backbone\.conv1$',
-        '--out-dir', str(tmp_path), '--device', 'cpu', '--no-progress'
+        config, checkpoint, '--lambdas', *lambdas, '--csc-layers', r'^backbone\.conv1$', '--out-dir',
+        str(tmp_path), '--device', 'cpu', '--no-progress'
     ])
     rows = _read_csv(tmp_path / 'robustness.csv')
     keys = [(r['corruption'], int(r['severity']), r['lam']) for r in rows]
@@ -164,12 +161,14 @@ def test_lambda_sweep_writes_every_row_and_sparser_codes_for_larger_lambda(sdnet
         assert 0 < values[0] < values[1] < values[2] <= 1.0 + 1e-6, (corruption, severity, values)
 
     summary = _read_csv(tmp_path / 'summary.csv')
-    assert {(s['corruption'], s['lam']) for s in summary} == {
-        (c, lam) for c in ('clean', 'mean', *CORRUPTIONS) for lam in lambdas}
+    assert {(s['corruption'], s['lam'])
+            for s in summary} == {(c, lam)
+                                  for c in ('clean', 'mean', *CORRUPTIONS)
+                                  for lam in lambdas}
     for corruption in ('clean', 'mean', *CORRUPTIONS):
         assert sum(s['best'] == 'True' for s in summary if s['corruption'] == corruption) == 1
-    mean_at_first = np.mean([float(r['accuracy']) for r in rows
-                             if r['lam'] == lambdas[0] and r['corruption'] != 'clean'])
+    mean_at_first = np.mean(
+        [float(r['accuracy']) for r in rows if r['lam'] == lambdas[0] and r['corruption'] != 'clean'])
     assert float(next(s['accuracy'] for s in summary
                       if s['corruption'] == 'mean' and s['lam'] == lambdas[0])) == pytest.approx(
                           mean_at_first, abs=1e-4)
@@ -185,12 +184,17 @@ def test_sdnet_preset_sweeps_its_grid_and_fits_the_best_lambda(sdnet_model, tmp_
     lambdas = ['0.05', '0.3', '1.5']
     noises = ('gaussian_noise', 'speckle_noise')
     load_tool('robustness').main([
-        config, checkpoint, '--preset', 'sdnet', '--corruptions', *noises, '--severities', '2', '6', '4',
-        '--lambdas', *lambdas, '--out-dir', str(tmp_path), '--device', 'cpu', '--no-progress'
+        config, checkpoint, '--preset', 'sdnet', '--corruptions', *noises, '--severities', '2', '6', '4', '--lambdas',
+        *lambdas, '--out-dir',
+        str(tmp_path), '--device', 'cpu', '--no-progress'
     ])
     rows = _read_csv(tmp_path / 'robustness.csv')
-    assert {(r['corruption'], r['severity'], r['lam']) for r in rows} == (
-        {('clean', '0', lam) for lam in lambdas} | {(c, s, lam) for c in noises for s in '264' for lam in lambdas})
+    assert {(r['corruption'], r['severity'], r['lam'])
+            for r in rows} == ({('clean', '0', lam)
+                                for lam in lambdas} | {(c, s, lam)
+                                                       for c in noises
+                                                       for s in '264'
+                                                       for lam in lambdas})
     assert len(rows) == 7 * 3
     for r in rows:
         if r['corruption'] != 'clean':  # the SDNet grid's parameter of that level
@@ -225,8 +229,11 @@ def test_sdnet_preset_sweeps_its_grid_and_fits_the_best_lambda(sdnet_model, tmp_
 def test_sdnet_preset_refuses_a_cifar_c_folder_and_writes_nothing(sdnet_model, tmp_path):
     config, checkpoint = sdnet_model
     with pytest.raises(SystemExit) as exit_info:
-        load_tool('robustness').main([config, checkpoint, '--preset', 'sdnet', '--cifar-c', str(tmp_path),
-                                      '--out-dir', str(tmp_path / 'out'), '--no-progress'])
+        load_tool('robustness').main([
+            config, checkpoint, '--preset', 'sdnet', '--cifar-c',
+            str(tmp_path), '--out-dir',
+            str(tmp_path / 'out'), '--no-progress'
+        ])
     assert 'generates its noise grids' in str(exit_info.value.code)
     assert not (tmp_path / 'out').exists()
 
@@ -243,24 +250,19 @@ def test_cifar_c_folder_gives_what_generation_gives(sdnet_model, class_folders, 
     folder.mkdir()
     names = ('contrast', 'gaussian_blur')
     for name in names:
-        np.save(folder / f'{name}.npy',
-                np.concatenate([corrupt_array(images, name, s) for s in SEVERITIES]))
+        np.save(folder / f'{name}.npy', np.concatenate([corrupt_array(images, name, s) for s in SEVERITIES]))
     np.save(folder / 'labels.npy', np.tile(labels, len(SEVERITIES)))
 
     tool = load_tool('robustness')
     common = [config, checkpoint, '--device', 'cpu', '--no-progress']
     tool.main([*common, '--cifar-c', str(folder), '--out-dir', str(tmp_path / 'read')])
     tool.main([*common, '--corruptions', *names, '--out-dir', str(tmp_path / 'generated')])
-    read = {(r['corruption'], r['severity']): r
-            for r in _read_csv(tmp_path / 'read/robustness.csv')}
-    generated = {(r['corruption'], r['severity']): r
-                 for r in _read_csv(tmp_path / 'generated/robustness.csv')}
-    assert set(read) == set(generated) == {('clean', '0')} | {(c, str(s)) for c in names
-                                                              for s in SEVERITIES}
+    read = {(r['corruption'], r['severity']): r for r in _read_csv(tmp_path / 'read/robustness.csv')}
+    generated = {(r['corruption'], r['severity']): r for r in _read_csv(tmp_path / 'generated/robustness.csv')}
+    assert set(read) == set(generated) == {('clean', '0')} | {(c, str(s)) for c in names for s in SEVERITIES}
     for key, row in read.items():
         assert row['accuracy'] == generated[key]['accuracy'], key
-        assert float(row['code_density']) == pytest.approx(
-            float(generated[key]['code_density']), rel=1e-6), key
+        assert float(row['code_density']) == pytest.approx(float(generated[key]['code_density']), rel=1e-6), key
 
 
 def test_clean_accuracy_is_the_test_loop_accuracy(sdnet_model, tmp_path):
@@ -285,10 +287,9 @@ def test_sweep_restores_lambda_and_bad_requests_fail_clearly(sdnet_model, plain_
     from mmconv.analysis.robustness import evaluate_robustness, load_classifier
     config, checkpoint = sdnet_model
     model, cfg = load_classifier(config, checkpoint)
-    rows = evaluate_robustness(model, cfg, corruptions=['contrast'], severities=[2],
-                               lambdas=[0.7, 1.1], progress=False)
-    assert sorted((r['corruption'], r['lam']) for r in rows) == [
-        ('clean', 0.7), ('clean', 1.1), ('contrast', 0.7), ('contrast', 1.1)]
+    rows = evaluate_robustness(model, cfg, corruptions=['contrast'], severities=[2], lambdas=[0.7, 1.1], progress=False)
+    assert sorted((r['corruption'], r['lam']) for r in rows) == [('clean', 0.7), ('clean', 1.1), ('contrast', 0.7),
+                                                                 ('contrast', 1.1)]
     assert model.backbone.conv1.lam == pytest.approx(0.1)
 
     tool = load_tool('robustness')

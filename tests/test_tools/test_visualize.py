@@ -48,8 +48,7 @@ def test_invert_batch_norm_is_exact_and_handles_zero_gamma():
 
 def test_decoding_is_the_dictionary_chain_by_hand():
     torch.manual_seed(0)
-    net = nn.Sequential(CSCConv2d(3, 8, 3), nn.BatchNorm2d(8), CSCConv2d(8, 6, 3, stride=2),
-                        nn.BatchNorm2d(6))
+    net = nn.Sequential(CSCConv2d(3, 8, 3), nn.BatchNorm2d(8), CSCConv2d(8, 6, 3, stride=2), nn.BatchNorm2d(6))
     x = torch.randn(2, 3, 15, 15)  # odd size with stride 2: decoding needs output padding 0
     _fit_running_stats(net, x)
     trace = trace_codes(net, x)
@@ -142,8 +141,7 @@ def test_trained_stem_decodes_closer_to_the_input_than_a_random_dictionary():
 
 # -------------------------------------------------------------- the tool, end to end (in process)
 def _two_images(class_folders):
-    return [str(sorted((class_folders / 'val' / name).glob('*.png'))[0])
-            for name in ('disc', 'checkerboard')]
+    return [str(sorted((class_folders / 'val' / name).glob('*.png'))[0]) for name in ('disc', 'checkerboard')]
 
 
 def _loadable_pngs(folder):
@@ -156,8 +154,7 @@ def _loadable_pngs(folder):
     return sizes
 
 
-def test_tool_decodes_every_stage_of_sdnet_all_without_shortcut(sdnet_all_model, class_folders,
-                                                                tmp_path, capsys):
+def test_tool_decodes_every_stage_of_sdnet_all_without_shortcut(sdnet_all_model, class_folders, tmp_path, capsys):
     config, checkpoint = sdnet_all_model
     images = _two_images(class_folders)
     load_tool('visualize_features').main([config, checkpoint, *images, '--out-dir', str(tmp_path)])
@@ -180,14 +177,12 @@ def test_tool_decodes_every_stage_of_sdnet_all_without_shortcut(sdnet_all_model,
     assert not (tmp_path / 'bad').exists()
 
 
-def test_tool_shows_features_of_any_backbone(plain_model, sdnet_model, class_folders, tmp_path,
-                                             capsys):
+def test_tool_shows_features_of_any_backbone(plain_model, sdnet_model, class_folders, tmp_path, capsys):
     images = _two_images(class_folders)[:1]
     tool = load_tool('visualize_features')
     tool.main([*plain_model, *images, '--out-dir', str(tmp_path / 'plain'), '--stages', '1', '3'])
     stem = images[0].rsplit('/', 1)[-1][:-4]
-    assert set(_loadable_pngs(tmp_path / 'plain')) == {f'{stem}_stage1_features.png',
-                                                       f'{stem}_stage3_features.png'}
+    assert set(_loadable_pngs(tmp_path / 'plain')) == {f'{stem}_stage1_features.png', f'{stem}_stage3_features.png'}
     assert 'stage3 not decoded: the backbone has no CSC layer' in capsys.readouterr().out
     # SDNet-18 (CSC stem, residual blocks): the stem decodes, the stages stop at the shortcuts.
     tool.main([*sdnet_model, *images, '--out-dir', str(tmp_path / 'sdnet'), '--stages', '0'])

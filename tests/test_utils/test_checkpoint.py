@@ -16,10 +16,9 @@ def mmengine_like_checkpoint():
         hub.update_scalar('train/loss', value)
     hub.update_info('iter', np.int64(7))
     return dict(
-        meta=dict(epoch=1, iter=7, seed=np.int64(3), dataset_meta=dict(classes=('a', 'b'))),
-        state_dict={'w': torch.arange(4.)},
-        message_hub=hub.state_dict(),
-        optimizer=dict(state={}, param_groups=[dict(lr=0.1, params=[0])]),
+        meta=dict(epoch=1, iter=7, seed=np.int64(3),
+                  dataset_meta=dict(classes=('a', 'b'))), state_dict={'w': torch.arange(4.)},
+        message_hub=hub.state_dict(), optimizer=dict(state={}, param_groups=[dict(lr=0.1, params=[0])]),
         rng_state=dict(numpy=np.random.get_state(), torch=torch.get_rng_state()))
 
 
@@ -53,7 +52,9 @@ def test_checkpoint_with_a_callable_is_refused(tmp_path):
 
 
 def test_getattr_gadget_is_refused(tmp_path):
+
     class Gadget:
+
         def __reduce__(self):
             return getattr, (HistoryBuffer, '__init__')
 

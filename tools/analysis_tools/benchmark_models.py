@@ -61,18 +61,15 @@ class Pair:
 
 
 PAIRS: List[Pair] = [
-    Pair('RedNet-50', 'configs/rednet/rednet50_64xb32_in1k.py', 'ResNet-50',
-         'configs/_base_/models/resnet50.py'),
-    Pair('CedNet-50', 'configs/cednet/cednet50_64xb32_in1k.py', 'ResNet-50',
-         'configs/_base_/models/resnet50.py'),
+    Pair('RedNet-50', 'configs/rednet/rednet50_64xb32_in1k.py', 'ResNet-50', 'configs/_base_/models/resnet50.py'),
+    Pair('CedNet-50', 'configs/cednet/cednet50_64xb32_in1k.py', 'ResNet-50', 'configs/_base_/models/resnet50.py'),
     Pair('SCConv-R50', 'configs/scconv/scconv-resnet50_1xb128_cifar10.py', 'ResNet-50',
          'configs/resnet/resnet50_1xb128_cifar10.py'),
     Pair('SCConv-D121', 'configs/scconv/scconv-densenet121_1xb128_cifar10.py', 'DenseNet-121',
          'configs/densenet/densenet121_1xb128_cifar10.py'),
     Pair('SCCNet34', 'configs/sccnet/sccnet34-scc3x3_1xb128_in1k.py', 'ResNet-34',
          'configs/resnet/resnet34_1xb128_in1k.py'),
-    Pair('SDNet-18', 'configs/sdnet/sdnet18_1xb512_in1k.py', 'ResNet-18',
-         'configs/sdnet/sdnet18_1xb512_in1k.py',
+    Pair('SDNet-18', 'configs/sdnet/sdnet18_1xb512_in1k.py', 'ResNet-18', 'configs/sdnet/sdnet18_1xb512_in1k.py',
          dict(type='OperatorResNet', depth=18, out_indices=(3, ))),
 ]
 
@@ -145,8 +142,8 @@ class RSSPeak:
 class TrainStep:
     """Forward, cross-entropy and backward of a classifier on fixed random images."""
 
-    def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                 dtype: Optional[torch.dtype], compiled: bool):
+    def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dtype: Optional[torch.dtype],
+                 compiled: bool):
         self.model = model
         self.forward = torch.compile(model) if compiled else model
         self.images, self.labels = images, labels
@@ -226,8 +223,8 @@ def measure_interleaved(steps: Sequence[TrainStep], repeat: int) -> List[Tuple[f
     return [(first, statistics.median(times)) for first, times in zip(firsts, samples)]
 
 
-def benchmark_pair(pair: Pair, mode: str, dtype_name: str, batch: int, size: int,
-                   device: torch.device, repeat: int) -> List[Result]:
+def benchmark_pair(pair: Pair, mode: str, dtype_name: str, batch: int, size: int, device: torch.device,
+                   repeat: int) -> List[Result]:
     """The pair's two classifiers in one mode and dtype, interleaved; ratios to the right baseline."""
     torch.manual_seed(0)
     images = torch.randn(batch, 3, size, size, device=device)
@@ -244,8 +241,10 @@ def benchmark_pair(pair: Pair, mode: str, dtype_name: str, batch: int, size: int
     memories = [step.memory() for step in steps]
     if mode == 'compiled':
         torch._dynamo.reset()
-    results = [Result(name, mode, dtype_name, sec, first, mem, builders[0][0], batch)
-               for (name, _), (first, sec), mem in zip(builders, timings, memories)]
+    results = [
+        Result(name, mode, dtype_name, sec, first, mem, builders[0][0], batch)
+        for (name, _), (first, sec), mem in zip(builders, timings, memories)
+    ]
     base, model = results
     model.ratio_time = model.seconds / base.seconds
     model.ratio_memory = {k: model.memory[k] / max(1, base.memory[k]) for k in model.memory}
@@ -257,8 +256,7 @@ def describe_device(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     try:
         lscpu = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
-        model = next(line.split(':', 1)[1].strip() for line in lscpu.splitlines()
-                     if line.startswith('Model name'))
+        model = next(line.split(':', 1)[1].strip() for line in lscpu.splitlines() if line.startswith('Model name'))
     except (OSError, StopIteration):
         model = platform.processor() or 'unknown CPU'
     return f'{model}, {torch.get_num_threads()} threads'
@@ -341,8 +339,7 @@ def main(argv=None) -> List[Result]:
     for pair in pairs:
         for mode in args.modes:
             for dtype_name in args.dtypes:
-                results += benchmark_pair(pair, mode, dtype_name, args.batch, args.size, device,
-                                          args.repeat)
+                results += benchmark_pair(pair, mode, dtype_name, args.batch, args.size, device, args.repeat)
                 print(f'measured {pair.name} {mode} {dtype_name}', flush=True)
     table = markdown(results, device)
     print(table)

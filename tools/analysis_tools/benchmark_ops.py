@@ -66,24 +66,19 @@ class NestedLevelConvs(nn.Module):
 
 
 CASES: List[Case] = [
-    Case('involution7', lambda c: Involution(c, 7), lambda c: Involution(c, 7, impl='reference'),
-         (8, 64, 56, 56)),
-    Case('involution7', lambda c: Involution(c, 7), lambda c: Involution(c, 7, impl='reference'),
-         (8, 256, 14, 14)),
-    Case('cvolution7', lambda c: CVolution(c, 7), lambda c: CVolution(c, 7, impl='reference'),
-         (8, 64, 56, 56)),
-    Case('scconv', lambda c: SCConv(c, c), lambda c: SCConv(c, c, impl='reference'),
-         (8, 64, 56, 56)),
+    Case('involution7', lambda c: Involution(c, 7), lambda c: Involution(c, 7, impl='reference'), (8, 64, 56, 56)),
+    Case('involution7', lambda c: Involution(c, 7), lambda c: Involution(c, 7, impl='reference'), (8, 256, 14, 14)),
+    Case('cvolution7', lambda c: CVolution(c, 7), lambda c: CVolution(c, 7, impl='reference'), (8, 64, 56, 56)),
+    Case('scconv', lambda c: SCConv(c, c), lambda c: SCConv(c, c, impl='reference'), (8, 64, 56, 56)),
     # The unofficial code's semantics (hard gate: no gradient reaches GroupNorm; joint softmax).
     Case('scconv_hard_joint', lambda c: SCConv(c, c, gate='hard', fuse='joint'),
          lambda c: SCConv(c, c, gate='hard', fuse='joint', impl='reference'), (8, 64, 56, 56)),
-    Case('scc3', lambda c: SCC(c, c, 3), lambda c: SCC(c, c, 3, impl='reference'),
-         (8, 64, 56, 56), lambda c: NestedLevelConvs(c, 3)),
-    Case('scc5', lambda c: SCC(c, c, 5), lambda c: SCC(c, c, 5, impl='reference'),
-         (8, 64, 56, 56), lambda c: NestedLevelConvs(c, 5)),
+    Case('scc3', lambda c: SCC(c, c, 3), lambda c: SCC(c, c, 3, impl='reference'), (8, 64, 56, 56),
+         lambda c: NestedLevelConvs(c, 3)),
+    Case('scc5', lambda c: SCC(c, c, 5), lambda c: SCC(c, c, 5, impl='reference'), (8, 64, 56, 56),
+         lambda c: NestedLevelConvs(c, 5)),
     # Training mode: the time includes the in-forward step-size update (one warm power iteration).
-    Case('csc2', lambda c: CSCConv2d(c, c, 3), lambda c: CSCConv2d(c, c, 3, impl='reference'),
-         (8, 64, 56, 56)),
+    Case('csc2', lambda c: CSCConv2d(c, c, 3), lambda c: CSCConv2d(c, c, 3, impl='reference'), (8, 64, 56, 56)),
 ]
 
 
@@ -151,8 +146,7 @@ def measure(case: Case, shape, device: torch.device, repeat: int, with_compiled:
     for _ in range(repeat):
         for step, samples in zip(steps, times):
             samples.append(step.seconds())
-    return ([name for name, _ in paths], [statistics.median(t) for t in times],
-            [step.memory_bytes() for step in steps])
+    return ([name for name, _ in paths], [statistics.median(t) for t in times], [step.memory_bytes() for step in steps])
 
 
 def parse_args():
@@ -163,9 +157,9 @@ def parse_args():
     parser.add_argument('--shape', type=int, nargs=4, metavar=('B', 'C', 'H', 'W'),
                         help='input shape for every case instead of the listed ones')
     parser.add_argument('--threads', type=int, help='CPU intra-op threads (default: torch\'s)')
-    parser.add_argument('--compile', action='store_true',
-                        help='also time the fast path under torch.compile (Inductor); its ×ref '
-                        'columns are then to the eager fast path')
+    parser.add_argument(
+        '--compile', action='store_true', help='also time the fast path under torch.compile (Inductor); its ×ref '
+        'columns are then to the eager fast path')
     return parser.parse_args()
 
 
@@ -181,10 +175,9 @@ def main():
         unique = {case.name: case for case in cases}  # one run per operator at the given shape
         cases = [Case(c.name, c.fast, c.reference, tuple(args.shape), c.floor) for c in unique.values()]
 
-    where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
-             else f'CPU, {torch.get_num_threads()} threads')
-    memory_kind = ('peak allocated above the step start (MiB)' if device.type == 'cuda'
-                   else 'bytes saved for backward (MiB)')
+    where = (torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads')
+    memory_kind = ('peak allocated above the step start (MiB)'
+                   if device.type == 'cuda' else 'bytes saved for backward (MiB)')
     print(f'# {where}, torch {torch.__version__}, fp32, forward+backward, median of {args.repeat}')
     print(f'# memory = {memory_kind}; ratios are to the bias-free 3×3 conv of the same width')
     header = (f'{"op":<17} {"shape":<13} {"path":<10} {"ms":>9} {"×conv":>7} {"memory":>9} {"×conv":>7}'

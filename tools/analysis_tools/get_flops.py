@@ -38,9 +38,8 @@ def parse_args():
         '1280 800 for detectors')
     parser.add_argument('--show-table', action='store_true', help='print the per-module table')
     parser.add_argument('--show-arch', action='store_true', help='print the annotated model')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, e.g. model.backbone.depth=26')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. model.backbone.depth=26')
     args = parser.parse_args()
     if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error('--shape takes H or H W.')

@@ -48,8 +48,7 @@ from mmconv.analysis.robustness import (CLEAN, GRIDS, best_lambdas, evaluate_rob
                                         fit_best_lambda, load_classifier, summarize)
 from mmconv.engine.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 
-ROW_FIELDS = ('corruption', 'severity', 'param', 'lam', 'accuracy', 'num_samples', 'code_density',
-              'recon_error')
+ROW_FIELDS = ('corruption', 'severity', 'param', 'lam', 'accuracy', 'num_samples', 'code_density', 'recon_error')
 SUMMARY_FIELDS = ('corruption', 'lam', 'accuracy', 'best')
 BEST_FIELDS = ('corruption', 'severity', 'param', 'best_lam', 'accuracy', 'recon_error')
 FIT_FIELDS = ('corruption', 'num_points', 'slope', 'intercept', 'r2')
@@ -65,18 +64,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Evaluate a classifier on corrupted test images (and sweep the CSC λ).')
     parser.add_argument('config', help='classification config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--corruptions', nargs='+',
-        help='corruptions to evaluate (default: all generated ones, or every file in --cifar-c)')
+    parser.add_argument('--corruptions', nargs='+',
+                        help='corruptions to evaluate (default: all generated ones, or every file in --cifar-c)')
     parser.add_argument('--severities', nargs='+', type=int,
                         help='severities: 1..5 for CIFAR-10-C\'s, 1..10 for SDNet\'s grids (default: all)')
     parser.add_argument('--preset', choices=sorted(PRESETS),
                         help='sdnet: SDNet\'s noise grids, λ sweep and best-λ fit (see the module docstring)')
-    parser.add_argument('--lambdas', nargs='+', type=float,
-                        help='test-time λ values of the CSC layers to sweep')
-    parser.add_argument('--fit-error-at', type=float, metavar='LAM',
-                        help='fit the best λ against the reconstruction error at this swept λ (default: '
-                        'the error at the best λ, as SDNet\'s script)')
+    parser.add_argument('--lambdas', nargs='+', type=float, help='test-time λ values of the CSC layers to sweep')
+    parser.add_argument(
+        '--fit-error-at', type=float, metavar='LAM',
+        help='fit the best λ against the reconstruction error at this swept λ (default: '
+        'the error at the best λ, as SDNet\'s script)')
     parser.add_argument('--csc-layers', metavar='REGEX',
                         help='only CSC layers whose module name matches (re.search), e.g. "stem"')
     parser.add_argument('--cifar-c', metavar='DIR',
@@ -137,20 +135,17 @@ def plot_accuracy_vs_severity(rows: Sequence[dict], path: str) -> None:
     panels = corruptions + ['mean']
     cols = min(4, len(panels))
     nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False, sharey=True)
     for ax, panel in zip(axes.flat, panels):
         for lam in lams:
             per_severity = {}
             for r in rows:
-                if (r['lam'] == lam and r['corruption'] != CLEAN
-                        and panel in (r['corruption'], 'mean')):
+                if (r['lam'] == lam and r['corruption'] != CLEAN and panel in (r['corruption'], 'mean')):
                     per_severity.setdefault(r['severity'], []).append(r['accuracy'])
             if lam in clean:
                 per_severity[0] = [clean[lam]]
             xs = sorted(per_severity)
-            ax.plot(xs, [sum(per_severity[x]) / len(per_severity[x]) for x in xs], marker='o',
-                    label=_lam_label(lam))
+            ax.plot(xs, [sum(per_severity[x]) / len(per_severity[x]) for x in xs], marker='o', label=_lam_label(lam))
         ax.set_title(panel if panel != 'mean' else 'mean over corruptions', fontsize=9)
         ax.set_xlabel('severity (0 = clean)', fontsize=8)
         ax.set_ylabel('top-1 accuracy (%)', fontsize=8)
@@ -173,20 +168,20 @@ def plot_accuracy_vs_lambda(rows: Sequence[dict], summary: Sequence[dict], path:
     panels = corruptions + ['mean']
     cols = min(4, len(panels))
     nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False, sharey=True)
     for ax, panel in zip(axes.flat, panels):
         if panel != 'mean':
             for severity in sorted({r['severity'] for r in rows if r['corruption'] == panel}):
-                points = sorted((r['lam'], r['accuracy']) for r in rows
-                                if r['corruption'] == panel and r['severity'] == severity)
+                points = sorted(
+                    (r['lam'], r['accuracy']) for r in rows if r['corruption'] == panel and r['severity'] == severity)
                 ax.plot(*zip(*points), marker='.', alpha=0.6, label=f'severity {severity}')
         points = sorted((s['lam'], s['accuracy']) for s in summary if s['corruption'] == panel)
         ax.plot(*zip(*points), color='black', linewidth=2, label='mean over severities')
         best = next(s for s in summary if s['corruption'] == panel and s['best'])
         ax.axvline(best['lam'], color='red', linestyle='--', linewidth=1)
-        ax.set_title(f'{panel} (best λ={best["lam"]:g})' if panel != 'mean'
-                     else f'mean over corruptions (best λ={best["lam"]:g})', fontsize=9)
+        ax.set_title(
+            f'{panel} (best λ={best["lam"]:g})'
+            if panel != 'mean' else f'mean over corruptions (best λ={best["lam"]:g})', fontsize=9)
         ax.set_xlabel('test-time λ', fontsize=8)
         ax.set_ylabel('top-1 accuracy (%)', fontsize=8)
         ax.grid(alpha=0.3)
@@ -255,10 +250,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         csc_layers = args.csc_layers
         if csc_layers is None and preset.get('first_csc_layer') and find_csc_layers(model):
             csc_layers = f'^{re.escape(next(iter(find_csc_layers(model))))}$'
-        rows = evaluate_robustness(
-            model, cfg, corruptions=args.corruptions, severities=args.severities, lambdas=lambdas,
-            csc_layers=csc_layers, cifar_c=args.cifar_c, seed=args.seed, batch_size=args.batch_size,
-            progress=not args.no_progress, grid=grid)
+        rows = evaluate_robustness(model, cfg, corruptions=args.corruptions, severities=args.severities,
+                                   lambdas=lambdas, csc_layers=csc_layers, cifar_c=args.cifar_c, seed=args.seed,
+                                   batch_size=args.batch_size, progress=not args.no_progress, grid=grid)
         summary = summarize(rows)
         swept_codes = bool(lambdas) and rows[0]['recon_error'] is not None
         best = best_lambdas(rows, args.fit_error_at) if swept_codes else []

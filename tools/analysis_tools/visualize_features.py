@@ -46,8 +46,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--equalize', action='store_true',
                         help='histogram-equalise reconstructions per channel (as SDNet shows them)')
     parser.add_argument('--device', default='cpu', help='device, e.g. cuda:0')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
     return parser.parse_args(argv)
 
 
@@ -73,8 +72,7 @@ def feature_grid(features: torch.Tensor, max_channels: int) -> np.ndarray:
     grid = np.full((rows * (height + 1) + 1, cols * (width + 1) + 1), np.nan)  # NaN: separators
     for i, fmap in enumerate(maps):
         r, c = divmod(i, cols)
-        grid[1 + r * (height + 1):1 + r * (height + 1) + height,
-             1 + c * (width + 1):1 + c * (width + 1) + width] = fmap
+        grid[1 + r * (height + 1):1 + r * (height + 1) + height, 1 + c * (width + 1):1 + c * (width + 1) + width] = fmap
     rgb = colormaps['viridis'](np.nan_to_num(grid))[..., :3]
     rgb[np.isnan(grid)] = 1.0
     return (rgb * 255).round().astype(np.uint8)

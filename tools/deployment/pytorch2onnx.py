@@ -70,19 +70,17 @@ def export_classifier(model: nn.Module, out_file: str, shape: Tuple[int, int], d
     inputs = [torch.randn(1, 3, *shape, generator=generator)]
     dynamic_shapes = None
     if dynamic:
-        dims = {0: torch.export.Dim('batch', min=1), 2: torch.export.Dim.DYNAMIC,
-                3: torch.export.Dim.DYNAMIC}
-        dynamic_shapes = (dims,)
+        dims = {0: torch.export.Dim('batch', min=1), 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+        dynamic_shapes = (dims, )
         inputs.append(torch.randn(2, 3, shape[0] + 32, shape[1] + 16, generator=generator))
     out_dir = osp.dirname(osp.abspath(out_file))
     with tempfile.TemporaryDirectory(dir=out_dir) as staging:
         staged = osp.join(staging, osp.basename(out_file))
         try:
             with torch.no_grad():
-                torch.onnx.export(wrapped, (inputs[0],), staged, opset_version=opset, dynamo=True,
-                                  dynamic_shapes=dynamic_shapes, input_names=['input'],
-                                  output_names=['logits'], verbose=False,
-                                  external_data=False)  # one file, moved into place whole
+                torch.onnx.export(wrapped, (inputs[0], ), staged, opset_version=opset, dynamo=True,
+                                  dynamic_shapes=dynamic_shapes, input_names=['input'], output_names=['logits'],
+                                  verbose=False, external_data=False)  # one file, moved into place whole
         except torch.onnx.errors.OnnxExporterError as error:
             cause = error.__cause__ or error
             raise ValueError(f'PyTorch could not export the model ({type(cause).__name__}: '

@@ -49,8 +49,9 @@ def errors(got: List[torch.Tensor], want: List[torch.Tensor]) -> Tuple[float, fl
     """Relative error of the output, and of the gradients relative to the largest of them (a bias
     before a norm has a zero gradient, which each path meets only to rounding)."""
     scale = max(w.float().abs().max().item() for w in want[1:])
-    return (relative_error(got[0], want[0]),
-            max((g.float() - w.float()).abs().max().item() for g, w in zip(got[1:], want[1:])) / scale)
+    return (relative_error(got[0],
+                           want[0]), max(
+                               (g.float() - w.float()).abs().max().item() for g, w in zip(got[1:], want[1:])) / scale)
 
 
 def check(name: str, device: torch.device, size: int) -> Dict[str, Tuple[float, float]]:
@@ -72,8 +73,11 @@ def check(name: str, device: torch.device, size: int) -> Dict[str, Tuple[float, 
         return run(module, x, grad, dtype)
 
     want = outputs(reference, 'fp32')
-    return {'fp32': errors(outputs(fast, 'fp32'), want), 'bf16': errors(outputs(fast, 'bf16'), want),
-            'reference bf16': errors(outputs(reference, 'bf16'), want)}
+    return {
+        'fp32': errors(outputs(fast, 'fp32'), want),
+        'bf16': errors(outputs(fast, 'bf16'), want),
+        'reference bf16': errors(outputs(reference, 'bf16'), want)
+    }
 
 
 def main() -> int:
@@ -95,8 +99,9 @@ def main() -> int:
     failures = 0
     for operator in OPERATORS:
         result = check(operator, device, args.size)
-        ok = (max(result['fp32']) <= FP32_BOUND and all(
-            fast <= BF16_FACTOR * ref + BF16_SLACK for fast, ref in zip(result['bf16'], result['reference bf16'])))
+        ok = (
+            max(result['fp32']) <= FP32_BOUND and all(fast <= BF16_FACTOR * ref + BF16_SLACK
+                                                      for fast, ref in zip(result['bf16'], result['reference bf16'])))
         failures += not ok
         cells = ' | '.join('{:.1e} / {:.1e}'.format(*result[key]) for key in ('fp32', 'bf16', 'reference bf16'))
         print(f'| {operator} | {cells} | {"ok" if ok else "FAIL"} |')

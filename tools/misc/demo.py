@@ -53,9 +53,9 @@ def run_step(title: str, command: List[str], log_path: str) -> str:
     print(f'   $ {" ".join(command)}  (full log: {log_path})', flush=True)
     start = time.time()
     lines = []
-    with open(log_path, 'w') as log, subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, env=step_env()) as proc:
+    with open(log_path,
+              'w') as log, subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            text=True, bufsize=1, env=step_env()) as proc:
         for line in proc.stdout:
             log.write(line)
             lines.append(line)
@@ -89,26 +89,23 @@ def write_pictures(config: str, checkpoint: str, images: List[str], out_dir: str
     for image_path in images:
         image = read_image(image_path)
         picture = osp.join(out_dir, osp.splitext(osp.basename(image_path))[0] + '.png')
-        mmcv.imwrite(draw_predictions(inferencer, image, predict(inferencer, image))[..., ::-1],
-                     picture)
+        mmcv.imwrite(draw_predictions(inferencer, image, predict(inferencer, image))[..., ::-1], picture)
         pictures.append(picture)
     return pictures
 
 
-def train_and_test(name: str, config: str, overrides: List[str],
-                   work_root: str) -> Tuple[Dict[str, float], str]:
+def train_and_test(name: str, config: str, overrides: List[str], work_root: str) -> Tuple[Dict[str, float], str]:
     """Train and test ``config``; return its test metrics and last checkpoint."""
     work_dir = osp.join(work_root, name)
     os.makedirs(osp.join(REPO_ROOT, work_dir), exist_ok=True)
     python = sys.executable
     run_step(f'Train {name} ({config})',
-             [python, 'tools/train.py', config, '--work-dir', work_dir,
-              '--cfg-options', *overrides],
+             [python, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *overrides],
              osp.join(REPO_ROOT, work_root, f'{name}_train.log'))
-    output = run_step(
-        f'Test {name}',
-        [python, 'tools/test.py', config, last_checkpoint(work_dir), '--work-dir', work_dir,
-         '--cfg-options', *overrides], osp.join(REPO_ROOT, work_root, f'{name}_test.log'))
+    output = run_step(f'Test {name}', [
+        python, 'tools/test.py', config,
+        last_checkpoint(work_dir), '--work-dir', work_dir, '--cfg-options', *overrides
+    ], osp.join(REPO_ROOT, work_root, f'{name}_test.log'))
     return metrics_of(output), last_checkpoint(work_dir)
 
 
@@ -122,8 +119,7 @@ def main():
 
     cls_root = osp.join(args.data, 'cls')
     cls_metrics, _ = train_and_test('classifier', CLS_CONFIG, [
-        f'{loader}.dataset.data_root={cls_root}'
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        f'{loader}.dataset.data_root={cls_root}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ], args.work_dir)
     coco_root = osp.join(args.data, 'coco') + '/'
     coco_options = [
@@ -132,10 +128,8 @@ def main():
         *(f'{evaluator}.ann_file={coco_root}annotations/instances_val.json'
           for evaluator in ('val_evaluator', 'test_evaluator')),
     ]
-    det_metrics, det_checkpoint = train_and_test('faster_rcnn', DET_CONFIG, coco_options,
-                                                 args.work_dir)
-    mask_metrics, mask_checkpoint = train_and_test('mask_rcnn', MASK_CONFIG, coco_options,
-                                                   args.work_dir)
+    det_metrics, det_checkpoint = train_and_test('faster_rcnn', DET_CONFIG, coco_options, args.work_dir)
+    mask_metrics, mask_checkpoint = train_and_test('mask_rcnn', MASK_CONFIG, coco_options, args.work_dir)
 
     rows = [
         ('classifier', CLS_CONFIG, 'accuracy/top1 (%)', cls_metrics.get('accuracy/top1')),
@@ -156,11 +150,11 @@ def main():
     val_dir = osp.join(REPO_ROOT, coco_root, 'val')
     val_images = [osp.join(val_dir, name) for name in sorted(os.listdir(val_dir))[:NUM_PICTURES]]
     print(f'\n== Pictures of the predictions on {len(val_images)} validation images')
-    for name, config, checkpoint in (('faster_rcnn', DET_CONFIG, det_checkpoint),
-                                     ('mask_rcnn', MASK_CONFIG, mask_checkpoint)):
+    for name, config, checkpoint in (('faster_rcnn', DET_CONFIG, det_checkpoint), ('mask_rcnn', MASK_CONFIG,
+                                                                                   mask_checkpoint)):
         out_dir = osp.join(args.work_dir, 'pictures', name)
-        write_pictures(osp.join(REPO_ROOT, config), osp.join(REPO_ROOT, checkpoint), val_images,
-                       osp.join(REPO_ROOT, out_dir))
+        write_pictures(
+            osp.join(REPO_ROOT, config), osp.join(REPO_ROOT, checkpoint), val_images, osp.join(REPO_ROOT, out_dir))
         print(f'   {name:<13}{out_dir}/')
 
 

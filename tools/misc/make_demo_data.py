@@ -44,9 +44,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Generate the synthetic demo datasets.')
     parser.add_argument('--out', default='data/demo', help='folder that receives cls/ and coco/')
     parser.add_argument('--seed', type=int, default=0, help='seed of everything generated')
-    parser.add_argument(
-        '--num-train', type=int, default=320,
-        help='images in each train split (classification: spread evenly over the classes)')
+    parser.add_argument('--num-train', type=int, default=320,
+                        help='images in each train split (classification: spread evenly over the classes)')
     parser.add_argument('--num-val', type=int, default=80, help='images in each val split')
     parser.add_argument('--force', action='store_true', help='regenerate sets that already exist')
     args = parser.parse_args()
@@ -82,7 +81,7 @@ def _cls_pattern(rng: np.random.Generator, label: int) -> np.ndarray:
     if name == 'disc':
         radius = rng.uniform(6, 12)
         cy, cx = rng.uniform(radius, CLS_SIZE - radius, size=2)
-        return (ys - cy) ** 2 + (xs - cx) ** 2 <= radius ** 2
+        return (ys - cy)**2 + (xs - cx)**2 <= radius**2
     cell = rng.integers(3, 9)
     oy, ox = rng.integers(0, cell, size=2)
     return ((ys + oy) // cell + (xs + ox) // cell) % 2 == 0
@@ -104,8 +103,7 @@ def write_cls_split(root: str, split: str, num_images: int, rng: np.random.Gener
 def _textured_background(rng: np.random.Generator) -> np.ndarray:
     """A smooth random colour field plus fine noise, so objects sit on texture, not flat colour."""
     coarse = rng.integers(40, 216, size=(4, 4, 3)).astype(np.uint8)
-    field = np.asarray(
-        Image.fromarray(coarse).resize((DET_SIZE, DET_SIZE), Image.Resampling.BICUBIC))
+    field = np.asarray(Image.fromarray(coarse).resize((DET_SIZE, DET_SIZE), Image.Resampling.BICUBIC))
     return _add_noise(rng, field, sigma=10.0)
 
 
@@ -143,8 +141,7 @@ def _place_boxes(rng: np.random.Generator, count: int) -> List[Tuple[int, int, i
         w, h = rng.integers(20, 57, size=2)
         x0, y0 = rng.integers(2, DET_SIZE - 2 - w), rng.integers(2, DET_SIZE - 2 - h)
         box = (int(x0), int(y0), int(x0 + w), int(y0 + h))
-        if all(box[0] > b[2] + 4 or b[0] > box[2] + 4 or box[1] > b[3] + 4 or b[1] > box[3] + 4
-               for b in boxes):
+        if all(box[0] > b[2] + 4 or b[0] > box[2] + 4 or box[1] > b[3] + 4 or b[1] > box[3] + 4 for b in boxes):
             boxes.append(box)
     return boxes
 
@@ -167,20 +164,14 @@ def write_coco_split(root: str, split: str, num_images: int, rng: np.random.Gene
             xs, ys = np.array(points).T
             annotations.append(
                 dict(
-                    id=len(annotations) + 1,
-                    image_id=index + 1,
-                    category_id=label + 1,
-                    bbox=[round(float(v), 2) for v in
-                          (xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min())],
-                    area=round(_polygon_area(points), 2),
-                    iscrowd=0,
-                    segmentation=[[round(float(v), 2) for point in points for v in point]]))
+                    id=len(annotations) + 1, image_id=index + 1, category_id=label + 1,
+                    bbox=[round(float(v), 2) for v in (xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min())],
+                    area=round(_polygon_area(points),
+                               2), iscrowd=0, segmentation=[[round(float(v), 2) for point in points for v in point]]))
         file_name = f'{index:05d}.png'
-        Image.fromarray(_add_noise(rng, np.asarray(canvas), sigma=6.0)).save(
-            osp.join(root, split, file_name))
+        Image.fromarray(_add_noise(rng, np.asarray(canvas), sigma=6.0)).save(osp.join(root, split, file_name))
         images.append(dict(id=index + 1, file_name=file_name, width=DET_SIZE, height=DET_SIZE))
-    categories = [dict(id=i + 1, name=name, supercategory='shape')
-                  for i, name in enumerate(DET_CLASSES)]
+    categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(DET_CLASSES)]
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
@@ -233,8 +224,7 @@ def make_set(out: str, name: str, write_split: Callable, params: dict, force: bo
 
 def main():
     args = parse_args()
-    params = dict(seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-                  version=GENERATOR_VERSION)
+    params = dict(seed=args.seed, num_train=args.num_train, num_val=args.num_val, version=GENERATOR_VERSION)
     make_set(args.out, 'cls', write_cls_split, params, args.force)
     make_set(args.out, 'coco', write_coco_split, params, args.force)
     print(f'[make_demo_data] Done: {osp.join(args.out, "cls")}, {osp.join(args.out, "coco")}.')

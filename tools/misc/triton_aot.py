@@ -45,12 +45,16 @@ def involution_cases() -> List[dict]:
     block_c, block_p = kernels._launch_config(16, 56 * 56)
     constants = dict(GROUP_CHANNELS=16, KERNEL_SIZE=7, DILATION=1, ACC_DTYPE=tl.float32, BLOCK_C=block_c,
                      BLOCK_P=block_p)
-    pointers = {'_involution_fwd_kernel': ('x_ptr', 'kernel_ptr', 'out_ptr'),
-                '_involution_grad_x_kernel': ('grad_out_ptr', 'kernel_ptr', 'grad_x_ptr'),
-                '_involution_grad_kernel_kernel': ('grad_out_ptr', 'x_ptr', 'grad_kernel_ptr')}
-    return [dict(fn=getattr(kernels, name), pointers=dict.fromkeys(names), constants=dict(constants, STRIDE=stride),
-                 tile=f'{block_c}x{block_p}, stride {stride}')
-            for name, names in pointers.items() for stride in (1, 2)]
+    pointers = {
+        '_involution_fwd_kernel': ('x_ptr', 'kernel_ptr', 'out_ptr'),
+        '_involution_grad_x_kernel': ('grad_out_ptr', 'kernel_ptr', 'grad_x_ptr'),
+        '_involution_grad_kernel_kernel': ('grad_out_ptr', 'x_ptr', 'grad_kernel_ptr')
+    }
+    return [
+        dict(
+            fn=getattr(kernels, name), pointers=dict.fromkeys(names), constants=dict(constants, STRIDE=stride),
+            tile=f'{block_c}x{block_p}, stride {stride}') for name, names in pointers.items() for stride in (1, 2)
+    ]
 
 
 def scc_cases() -> List[dict]:
@@ -59,17 +63,19 @@ def scc_cases() -> List[dict]:
     fp32 (α and β are fp32 parameters) and the choice int8."""
     from mmconv.ops.scc import triton_kernels as kernels
     block_co, block_ci, block_p = kernels.launch_config(64, 64, 56 * 56)
-    pointers = dict(x_ptr=None, weight_ptr=None, bias_ptr=None, gain_ptr='*fp32', offset_ptr='*fp32',
-                    forced_ptr='*i8', out_ptr='*fp32', choice_ptr='*i8')
+    pointers = dict(x_ptr=None, weight_ptr=None, bias_ptr=None, gain_ptr='*fp32', offset_ptr='*fp32', forced_ptr='*i8',
+                    out_ptr='*fp32', choice_ptr='*i8')
     from mmconv.ops.triton_support import full_register_file
     options = dict(num_warps=kernels.NUM_WARPS, **full_register_file())
-    return [dict(fn=kernels._scc_forward_kernel, pointers=pointers, options=options,
-                 constants=dict(IN_PER_GROUP=64, OUT_PER_GROUP=64, KERNEL_SIZE=kernel_size, STRIDE=stride,
-                                DILATION=1, HAS_FORCED=forced, INPUT_PRECISION='tf32', BLOCK_CO=block_co,
-                                BLOCK_CI=block_ci, BLOCK_P=block_p),
-                 tile=f'{block_co}x{block_ci}x{block_p}, K {kernel_size}, stride {stride}'
-                      + (', forced' if forced else ''))
-            for kernel_size in (3, 7) for stride in (1, 2) for forced in (False, True)]
+    return [
+        dict(
+            fn=kernels._scc_forward_kernel, pointers=pointers, options=options,
+            constants=dict(IN_PER_GROUP=64, OUT_PER_GROUP=64, KERNEL_SIZE=kernel_size, STRIDE=stride, DILATION=1,
+                           HAS_FORCED=forced, INPUT_PRECISION='tf32', BLOCK_CO=block_co, BLOCK_CI=block_ci,
+                           BLOCK_P=block_p),
+            tile=f'{block_co}x{block_ci}x{block_p}, K {kernel_size}, stride {stride}' + (', forced' if forced else ''))
+        for kernel_size in (3, 7) for stride in (1, 2) for forced in (False, True)
+    ]
 
 
 def elementwise_cases() -> List[dict]:
@@ -82,20 +88,26 @@ def elementwise_cases() -> List[dict]:
     sru_pointers = dict(x_ptr=None, mean_ptr='*fp32', rstd_ptr='*fp32', scale_ptr='*fp32', shift_ptr='*fp32',
                         out_ptr=None)
     shrink_pointers = dict(pre_ptr=None, c_ptr=None, y_ptr=None, theta_ptr='*fp32', scale_ptr='*fp32')
-    return ([dict(fn=scconv._sru_output_kernel, pointers=sru_pointers, scalars=dict(threshold='fp32'),
-                  constants=dict(SOFT=soft, BLOCK_P=scconv.BLOCK_P),
-                  tile=f'{scconv.BLOCK_P}, {"soft" if soft else "hard"} gate') for soft in (True, False)]
-            + [dict(fn=scconv._difference_and_means_kernel, pointers=dict(
-                diff_ptr=None, lower_ptr=None, mean_diff_ptr='*fp32', mean_lower_ptr='*fp32'),
-                constants=dict(BLOCK_P=scconv.BLOCK_P), tile=f'{scconv.BLOCK_P}')]
-            + [dict(fn=scconv._fuse_kernel, pointers=dict(out_ptr=None, diff_ptr=None, first_ptr='*fp32',
-                                                          lower_scale_ptr='*fp32', lower_copy_ptr=None),
-                    constants=dict(COPY_LOWER=copy, BLOCK_P=scconv.BLOCK_P),
-                    tile=f'{scconv.BLOCK_P}' + (', copy of Y2' if copy else '')) for copy in (False, True)]
-            + [dict(fn=csc._shrink_sum_kernel, pointers=shrink_pointers,
-                    constants=dict(NON_NEGATIVE=non_negative, HAS_SCALE=has_scale, BLOCK=csc.BLOCK),
-                    tile=f'{csc.BLOCK}, {"z ≥ 0" if non_negative else "signed"}' + (', scaled' if has_scale else ''))
-               for non_negative in (True, False) for has_scale in (False, True)])
+    return ([
+        dict(fn=scconv._sru_output_kernel, pointers=sru_pointers, scalars=dict(threshold='fp32'), constants=dict(
+            SOFT=soft, BLOCK_P=scconv.BLOCK_P), tile=f'{scconv.BLOCK_P}, {"soft" if soft else "hard"} gate')
+        for soft in (True, False)
+    ] + [
+        dict(fn=scconv._difference_and_means_kernel, pointers=dict(diff_ptr=None, lower_ptr=None, mean_diff_ptr='*fp32',
+                                                                   mean_lower_ptr='*fp32'),
+             constants=dict(BLOCK_P=scconv.BLOCK_P), tile=f'{scconv.BLOCK_P}')
+    ] + [
+        dict(
+            fn=scconv._fuse_kernel, pointers=dict(out_ptr=None, diff_ptr=None, first_ptr='*fp32',
+                                                  lower_scale_ptr='*fp32', lower_copy_ptr=None),
+            constants=dict(COPY_LOWER=copy, BLOCK_P=scconv.BLOCK_P), tile=f'{scconv.BLOCK_P}' +
+            (', copy of Y2' if copy else '')) for copy in (False, True)
+    ] + [
+        dict(fn=csc._shrink_sum_kernel, pointers=shrink_pointers, constants=dict(NON_NEGATIVE=non_negative,
+                                                                                 HAS_SCALE=has_scale, BLOCK=csc.BLOCK),
+             tile=f'{csc.BLOCK}, {"z ≥ 0" if non_negative else "signed"}' + (', scaled' if has_scale else ''))
+        for non_negative in (True, False) for has_scale in (False, True)
+    ])
 
 
 def compile_case(case: dict, dtype: torch.dtype, arch: int) -> Dict[str, int]:
@@ -106,29 +118,32 @@ def compile_case(case: dict, dtype: torch.dtype, arch: int) -> Dict[str, int]:
     fn = case['fn']
     # Pointers typed None hold data of the compiled dtype; fp32 data compile with ieee products.
     # Other arguments are i32 unless the case's scalars type them.
-    signature = {name: ('constexpr' if name in case['constants'] else
-                        (case['pointers'][name] or POINTER_TYPES[dtype]) if name in case['pointers'] else
-                        case.get('scalars', {}).get(name, 'i32'))
-                 for name in fn.arg_names}
+    signature = {
+        name: ('constexpr' if name in case['constants'] else (case['pointers'][name] or POINTER_TYPES[dtype])
+               if name in case['pointers'] else case.get('scalars', {}).get(name, 'i32'))
+        for name in fn.arg_names
+    }
     constants = dict(case['constants'])
     if constants.get('INPUT_PRECISION') == 'tf32' and dtype != torch.float32:
         constants['INPUT_PRECISION'] = 'ieee'
-    constexprs = {(fn.arg_names.index(name),): value for name, value in constants.items()}
-    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
-                              target=GPUTarget('cuda', arch, 32), options=case.get('options', {}))
+    constexprs = {(fn.arg_names.index(name), ): value for name, value in constants.items()}
+    compiled = triton.compile(
+        ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=GPUTarget('cuda', arch, 32),
+        options=case.get('options', {}))
     ptxas = os.path.join(os.path.dirname(triton.__file__), 'backends', 'nvidia', 'bin', 'ptxas')
     with tempfile.TemporaryDirectory() as folder:
         ptx = os.path.join(folder, 'kernel.ptx')
         with open(ptx, 'w') as f:
             f.write(compiled.asm['ptx'])
         gpu_name = f'sm_{arch}a' if arch >= 90 else f'sm_{arch}'
-        result = subprocess.run([ptxas, '-v', '--gpu-name', gpu_name, ptx, '-o', ptx + '.cubin'],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run([ptxas, '-v', '--gpu-name', gpu_name, ptx, '-o', ptx + '.cubin'], capture_output=True,
+                                text=True, check=True)
     usage = result.stdout + result.stderr
     spills = re.search(r'(\d+) bytes spill stores, (\d+) bytes spill loads', usage)
     registers = re.search(r'Used (\d+) registers', usage)
-    return dict(registers=int(registers.group(1)), spill_stores=int(spills.group(1)),
-                spill_loads=int(spills.group(2)), cubin_bytes=len(compiled.asm['cubin']))
+    return dict(
+        registers=int(registers.group(1)), spill_stores=int(spills.group(1)), spill_loads=int(spills.group(2)),
+        cubin_bytes=len(compiled.asm['cubin']))
 
 
 def main() -> int:
@@ -146,8 +161,10 @@ def main() -> int:
             for arch in args.archs:
                 start = time.perf_counter()
                 usage = compile_case(case, dtype, arch)
-                reports.append(Report(case['fn'].__name__, dtype_name, arch, case['tile'], usage['registers'],
-                                      usage['spill_stores'], usage['spill_loads'], time.perf_counter() - start))
+                reports.append(
+                    Report(case['fn'].__name__, dtype_name, arch, case['tile'], usage['registers'],
+                           usage['spill_stores'], usage['spill_loads'],
+                           time.perf_counter() - start))
     print(f'Triton {triton.__version__}, compiled on the CPU for sm_{"/sm_".join(map(str, args.archs))}\n')
     print('| kernel | dtype | sm | tile | registers | spill stores / loads (bytes) |')
     print('|---|---|---|---|---|---|')
@@ -155,8 +172,9 @@ def main() -> int:
         print(f'| {r.kernel} | {r.dtype} | {r.arch} | {r.tile} | {r.registers} | {r.spill_stores} / {r.spill_loads} |')
     spilled = [r for r in reports if r.spill_stores or r.spill_loads]
     if spilled:
-        print(f'triton_aot.py: error: {len(spilled)} compilations spill registers (first: {spilled[0].kernel} '
-              f'{spilled[0].dtype} sm_{spilled[0].arch}); the kernels are designed not to.', file=sys.stderr)
+        print(
+            f'triton_aot.py: error: {len(spilled)} compilations spill registers (first: {spilled[0].kernel} '
+            f'{spilled[0].dtype} sm_{spilled[0].arch}); the kernels are designed not to.', file=sys.stderr)
         return 1
     return 0
 

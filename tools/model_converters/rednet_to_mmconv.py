@@ -59,11 +59,9 @@ RULES = [
     (rf'backbone\.stem\.([04])\.(conv\.weight|bn\.{BN})', r'backbone.stem.\1.\2'),
     (rf'backbone\.stem\.1\.({INVOLUTION})', r'backbone.stem.1.\1'),
     (rf'backbone\.stem\.2\.({BN})', r'backbone.stem.2.\1'),
-    (rf'backbone\.layer([1-4])\.(\d+)\.(conv[13]\.weight|bn[123]\.{BN})',
-     r'backbone.layer\1.\2.\3'),
+    (rf'backbone\.layer([1-4])\.(\d+)\.(conv[13]\.weight|bn[123]\.{BN})', r'backbone.layer\1.\2.\3'),
     (rf'backbone\.layer([1-4])\.(\d+)\.conv2\.({INVOLUTION})', r'backbone.layer\1.\2.conv2.\3'),
-    (rf'backbone\.layer([1-4])\.0\.downsample\.(0\.weight|1\.{BN})',
-     r'backbone.layer\1.0.downsample.\2'),
+    (rf'backbone\.layer([1-4])\.0\.downsample\.(0\.weight|1\.{BN})', r'backbone.layer\1.0.downsample.\2'),
     (r'head\.fc\.(weight|bias)', r'head.fc.\1'),
     # Detection necks and heads (mmdet 2.x names, kept by mmdet 3.x and mmconv).
     (rf'neck\.(lateral_convs|fpn_convs)\.(\d+)\.conv\.({PARAMS})', r'neck.\1.\2.conv.\3'),
@@ -96,8 +94,7 @@ def stem_kernel_hint(converted: Mapping[str, torch.Tensor], expected: Mapping[st
 
 
 def main():
-    converter_main(convert, 'official RedNet (mmcls 0.x / mmdet 2.x)', 'official checkpoint (.pth)',
-                   stem_kernel_hint)
+    converter_main(convert, 'official RedNet (mmcls 0.x / mmdet 2.x)', 'official checkpoint (.pth)', stem_kernel_hint)
 
 
 if __name__ == '__main__':

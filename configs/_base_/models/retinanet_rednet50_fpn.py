@@ -8,12 +8,6 @@ _base_ = './retinanet_r50_fpn.py'
 
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='RedNet',
-        depth=50,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rednet50_64xb32_in1k.pth',
-                      prefix='backbone.')))
+        _delete_=True, type='RedNet', depth=50, out_indices=(
+            0, 1, 2, 3), frozen_stages=1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True, init_cfg=dict(
+                type='Pretrained', checkpoint='checkpoints/rednet50_64xb32_in1k.pth', prefix='backbone.')))

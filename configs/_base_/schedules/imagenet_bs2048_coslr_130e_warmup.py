@@ -5,8 +5,7 @@
 # from 0.25, as mmcv's warm-up scales the cosine's lr: both schedulers are multiplicative.
 # LinearLR reaches its end factor at iteration end - 1, mmcv's warm-up at warmup_iters: end is
 # one more than the official 3130.
-optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.8, momentum=0.9, weight_decay=1e-4, nesterov=True))
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.8, momentum=0.9, weight_decay=1e-4, nesterov=True))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.25, by_epoch=False, begin=0, end=3131),
     dict(type='CosineAnnealingLR', T_max=130, by_epoch=True, begin=0, end=130, eta_min=0),

@@ -11,6 +11,8 @@ from .metering import CodeMeter, find_csc_layers
 from .sources import CLEAN, ArrayCorruptions, CorruptedArrays, GeneratedCorruptions
 from .summary import best_lambdas, fit_best_lambda, summarize
 
-__all__ = ['ArrayCorruptions', 'CLEAN', 'CORRUPTIONS', 'CodeMeter', 'CorruptedArrays', 'GRIDS', 'GeneratedCorruptions',
-           'RobustnessEvaluator', 'SDNET_NOISE_GRID', 'SEVERITIES', 'SEVERITY_PARAMS', 'best_lambdas', 'corrupt',
-           'corrupt_array', 'evaluate_robustness', 'find_csc_layers', 'fit_best_lambda', 'load_classifier', 'summarize']
+__all__ = [
+    'ArrayCorruptions', 'CLEAN', 'CORRUPTIONS', 'CodeMeter', 'CorruptedArrays', 'GRIDS', 'GeneratedCorruptions',
+    'RobustnessEvaluator', 'SDNET_NOISE_GRID', 'SEVERITIES', 'SEVERITY_PARAMS', 'best_lambdas', 'corrupt',
+    'corrupt_array', 'evaluate_robustness', 'find_csc_layers', 'fit_best_lambda', 'load_classifier', 'summarize'
+]

@@ -153,12 +153,8 @@ def _contrast(images: torch.Tensor, c: float) -> torch.Tensor:
     return (images - means) * c + means
 
 
-def corrupt(images: torch.Tensor,
-            corruption: str,
-            severity: int,
-            seed: int = 0,
-            indices: Optional[Sequence[int]] = None,
-            grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> torch.Tensor:
+def corrupt(images: torch.Tensor, corruption: str, severity: int, seed: int = 0,
+            indices: Optional[Sequence[int]] = None, grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> torch.Tensor:
     """Apply one corruption at one severity to a batch of images.
 
     Args:
@@ -189,8 +185,7 @@ def corrupt(images: torch.Tensor,
         noise = _NOISES[corruption]
         cpu = x.detach().cpu()
         out = torch.stack([
-            noise(img, param, _generator(seed, corruption, severity, index))
-            for img, index in zip(cpu, indices)
+            noise(img, param, _generator(seed, corruption, severity, index)) for img, index in zip(cpu, indices)
         ]).to(x.device)
     elif corruption == 'gaussian_blur':
         out = _gaussian_blur(x, param)
@@ -202,10 +197,7 @@ def corrupt(images: torch.Tensor,
     return (out * 255).round().to(torch.uint8) if is_uint8 else out.to(images.dtype)
 
 
-def corrupt_array(images: np.ndarray,
-                  corruption: str,
-                  severity: int,
-                  seed: int = 0,
+def corrupt_array(images: np.ndarray, corruption: str, severity: int, seed: int = 0,
                   indices: Optional[Sequence[int]] = None) -> np.ndarray:
     """:func:`corrupt` for a uint8 (N, H, W, C) numpy array, the layout of the CIFAR-10-C files."""
     if images.dtype != np.uint8 or images.ndim != 4:

@@ -24,9 +24,7 @@ from .sources import ArrayCorruptions, Batch, GeneratedCorruptions
 __all__ = ['RobustnessEvaluator', 'Tally', 'evaluate_robustness', 'load_classifier']
 
 
-def load_classifier(config: str,
-                    checkpoint: str,
-                    device: str = 'cpu',
+def load_classifier(config: str, checkpoint: str, device: str = 'cpu',
                     cfg_options: Optional[dict] = None) -> Tuple[nn.Module, Config]:
     """:func:`~mmconv.analysis.inference.load_model` for classification (mmpretrain) configs."""
     cfg = load_config(config, cfg_options)
@@ -99,11 +97,11 @@ class RobustnessEvaluator:
         rows = []
         for (corruption, severity, lam), t in self.tallies.items():
             nonzero, entries, residual, signal = t.code_counts.tolist()
-            rows.append(dict(
-                corruption=corruption, severity=severity, param=self.params.get((corruption, severity)), lam=lam,
-                accuracy=100.0 * t.correct / t.total, num_samples=t.total,
-                code_density=nonzero / entries if self.layers else None,
-                recon_error=(residual / signal)**0.5 if self.layers else None))
+            rows.append(
+                dict(corruption=corruption, severity=severity, param=self.params.get(
+                    (corruption, severity)), lam=lam, accuracy=100.0 * t.correct / t.total, num_samples=t.total,
+                     code_density=nonzero / entries if self.layers else None,
+                     recon_error=(residual / signal)**0.5 if self.layers else None))
         return rows
 
     def close(self) -> None:
@@ -111,16 +109,10 @@ class RobustnessEvaluator:
             self.meter.remove()
 
 
-def evaluate_robustness(model: nn.Module,
-                        cfg: Config,
-                        corruptions: Optional[Sequence[str]] = None,
-                        severities: Optional[Sequence[int]] = None,
-                        lambdas: Optional[Sequence[float]] = None,
-                        csc_layers: Optional[str] = None,
-                        cifar_c: Optional[str] = None,
-                        seed: int = 0,
-                        batch_size: Optional[int] = None,
-                        progress: bool = True,
+def evaluate_robustness(model: nn.Module, cfg: Config, corruptions: Optional[Sequence[str]] = None,
+                        severities: Optional[Sequence[int]] = None, lambdas: Optional[Sequence[float]] = None,
+                        csc_layers: Optional[str] = None, cifar_c: Optional[str] = None, seed: int = 0,
+                        batch_size: Optional[int] = None, progress: bool = True,
                         grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> List[dict]:
     """Accuracy of ``model`` per corruption, severity (and λ), plus clean accuracy (severity 0).
 
@@ -165,8 +157,7 @@ class _progress:
         if self.enabled:
             try:
                 from tqdm import tqdm
-                self.bar = tqdm(total=self.total, desc=self.desc, unit='batch', file=sys.stderr,
-                                mininterval=1.0)
+                self.bar = tqdm(total=self.total, desc=self.desc, unit='batch', file=sys.stderr, mininterval=1.0)
             except ImportError:
                 self.bar = None
         return self

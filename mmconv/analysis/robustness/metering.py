@@ -15,8 +15,11 @@ def find_csc_layers(model: nn.Module, pattern: Optional[str] = None) -> Dict[str
     """The CSC layers of ``model`` by qualified name: all, or those whose name matches ``pattern``.
     """
     regex = re.compile(pattern) if pattern is not None else None
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, SparseCodingLayer) and (regex is None or regex.search(name))}
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, SparseCodingLayer) and (regex is None or regex.search(name))
+    }
 
 
 class CodeMeter:
@@ -33,12 +36,10 @@ class CodeMeter:
 
     def _hook(self, module, inputs, output):
         x = inputs[0]
-        decoded = (module.decode(output, x.shape[2:]) if hasattr(module, 'kernel_size')
-                   else module.decode(output))
+        decoded = (module.decode(output, x.shape[2:]) if hasattr(module, 'kernel_size') else module.decode(output))
         self.counts += torch.stack([
             torch.count_nonzero(output).double().cpu(),
-            torch.tensor(float(output.numel()), dtype=torch.float64),
-            (x - decoded).double().pow(2).sum().cpu(),
+            torch.tensor(float(output.numel()), dtype=torch.float64), (x - decoded).double().pow(2).sum().cpu(),
             x.double().pow(2).sum().cpu()
         ])
 

@@ -27,8 +27,10 @@ from mmconv.analysis.inference import leaf_dataset
 from mmconv.datasets.data_check import missing_dataset_paths
 from .corruptions import SEVERITIES, SEVERITY_PARAMS, check_corruption, corrupt, resolve_corruptions
 
-__all__ = ['ArrayCorruptions', 'Batch', 'CLEAN', 'CorruptedArrays', 'GeneratedCorruptions', 'array_batches',
-           'array_pipeline', 'clean_test_batches', 'corrupt_inputs']
+__all__ = [
+    'ArrayCorruptions', 'Batch', 'CLEAN', 'CorruptedArrays', 'GeneratedCorruptions', 'array_batches', 'array_pipeline',
+    'clean_test_batches', 'corrupt_inputs'
+]
 
 CLEAN = 'clean'
 CIFAR_C_LAYOUT = ('<corruption>.npy (uint8, 5N x H x W x 3, RGB; severity s in rows (s-1)N..sN-1) '
@@ -37,8 +39,7 @@ CIFAR_C_LAYOUT = ('<corruption>.npy (uint8, 5N x H x W x 3, RGB; severity s in r
 Batch = Tuple[List[torch.Tensor], list, List[int]]  # inputs, data samples, dataset indices
 
 
-def clean_test_batches(cfg: Config,
-                       batch_size: Optional[int] = None) -> Tuple[int, Iterator[Batch]]:
+def clean_test_batches(cfg: Config, batch_size: Optional[int] = None) -> Tuple[int, Iterator[Batch]]:
     """The config's test set as (number of batches, iterator over packed batches), in order."""
     loader_cfg = copy.deepcopy(cfg.test_dataloader)
     if batch_size:
@@ -74,8 +75,7 @@ class CorruptedArrays:
                              f'{self.labels.shape}.')
         self.per_severity = len(self.labels) // len(SEVERITIES)
         self.available = sorted(
-            osp.basename(p)[:-4] for p in glob.glob(osp.join(directory, '*.npy'))
-            if osp.basename(p) != 'labels.npy')
+            osp.basename(p)[:-4] for p in glob.glob(osp.join(directory, '*.npy')) if osp.basename(p) != 'labels.npy')
 
     def select(self, names: Optional[Sequence[str]]) -> Tuple[str, ...]:
         """Check a selection of corruptions (default: every file in the folder)."""
@@ -121,15 +121,16 @@ def array_batches(images: np.ndarray, labels: np.ndarray, pipeline: Compose, to_
         inputs, samples = [], []
         for index in range(start, min(start + batch_size, len(images))):
             img = np.ascontiguousarray(images[index][..., ::-1] if to_bgr else images[index])
-            packed = pipeline(dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2],
-                                   gt_label=int(labels[index]), sample_idx=index))
+            packed = pipeline(
+                dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2], gt_label=int(labels[index]),
+                     sample_idx=index))
             inputs.append(packed['inputs'])
             samples.append(packed['data_samples'])
         yield inputs, samples, list(range(start, start + len(inputs)))
 
 
-def corrupt_inputs(inputs: List[torch.Tensor], indices: List[int], corruption: str, severity: int,
-                   seed: int, grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> List[torch.Tensor]:
+def corrupt_inputs(inputs: List[torch.Tensor], indices: List[int], corruption: str, severity: int, seed: int,
+                   grid: Mapping[str, Tuple] = SEVERITY_PARAMS) -> List[torch.Tensor]:
     """Corrupt packed C × H × W inputs (uint8, or float in 0..255), image by image as one batch."""
     if all(x.shape == inputs[0].shape for x in inputs):
         groups = [(list(range(len(inputs))), torch.stack(inputs))]
@@ -159,11 +160,10 @@ class GeneratedCorruptions:
     """
 
     def __init__(self, cfg: Config, corruptions: Optional[Sequence[str]] = None,
-                 severities: Optional[Sequence[int]] = None, grid: Mapping[str, Tuple] = SEVERITY_PARAMS,
-                 seed: int = 0, batch_size: Optional[int] = None):
+                 severities: Optional[Sequence[int]] = None, grid: Mapping[str, Tuple] = SEVERITY_PARAMS, seed: int = 0,
+                 batch_size: Optional[int] = None):
         self.names = resolve_corruptions(corruptions, grid)
-        self.units = [(name, level) for name in self.names
-                      for level in (severities or range(1, len(grid[name]) + 1))]
+        self.units = [(name, level) for name in self.names for level in (severities or range(1, len(grid[name]) + 1))]
         for name, level in self.units:
             check_corruption(name, level, grid)
         self.grid, self.seed = grid, seed
@@ -176,8 +176,8 @@ class GeneratedCorruptions:
             yield CLEAN, 0, batch
             inputs, samples, indices = batch
             for name, level in self.units:
-                yield name, level, (corrupt_inputs(inputs, indices, name, level, self.seed, self.grid), samples,
-                                    indices)
+                yield name, level, (corrupt_inputs(inputs, indices, name, level, self.seed,
+                                                   self.grid), samples, indices)
 
 
 class ArrayCorruptions:
@@ -200,8 +200,8 @@ class ArrayCorruptions:
         self.pipeline, self.to_bgr = array_pipeline(cfg)
         self.batch_size = batch_size or cfg.test_dataloader['batch_size']
         self.with_clean = not missing_dataset_paths(cfg, ('test_dataloader', ))
-        self.clean_batches, self.batches = (clean_test_batches(cfg, self.batch_size) if self.with_clean
-                                            else (0, iter(())))
+        self.clean_batches, self.batches = (
+            clean_test_batches(cfg, self.batch_size) if self.with_clean else (0, iter(())))
         per_unit = math.ceil(self.arrays.per_severity / self.batch_size)
         self.num_batches = self.clean_batches + len(self.names) * len(self.severities) * per_unit
         self.description = directory

@@ -26,8 +26,10 @@ def summarize(rows: Sequence[dict]) -> List[dict]:
     corruptions = [c for c, _ in groups if c not in (CLEAN, 'mean')]
     names = list(dict.fromkeys([CLEAN, *corruptions, 'mean']))
     lams = list(dict.fromkeys(lam for _, lam in groups))
-    summary = [dict(corruption=c, lam=lam, accuracy=float(np.mean(groups[(c, lam)])), best=False)
-               for c in names for lam in lams if (c, lam) in groups]
+    summary = [
+        dict(corruption=c, lam=lam, accuracy=float(np.mean(groups[(c, lam)])), best=False) for c in names
+        for lam in lams if (c, lam) in groups
+    ]
     best: Dict[str, dict] = {}
     for row in summary:
         if row['corruption'] not in best or row['accuracy'] > best[row['corruption']]['accuracy']:
@@ -63,8 +65,9 @@ def best_lambdas(rows: Sequence[dict], error_at: Optional[float] = None) -> List
                 raise ValueError(f'error_at={error_at:g} is not one of the swept λ values '
                                  f'{sorted(r["lam"] for r in swept)}.')
             error = at[0]['recon_error']
-        best.append(dict(corruption=corruption, severity=severity, param=winner.get('param'),
-                         best_lam=winner['lam'], accuracy=winner['accuracy'], recon_error=error))
+        best.append(
+            dict(corruption=corruption, severity=severity, param=winner.get('param'), best_lam=winner['lam'],
+                 accuracy=winner['accuracy'], recon_error=error))
     return best
 
 

@@ -64,8 +64,7 @@ class RNGStateHook(Hook):
 
     @staticmethod
     def capture() -> Dict[str, Any]:
-        state = dict(
-            python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+        state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state['cuda'] = torch.cuda.get_rng_state_all()
         return state
@@ -85,8 +84,8 @@ class RNGStateHook(Hook):
         ``AspectRatioBatchSampler``; ``None`` when there is none."""
         loop = getattr(runner, '_train_loop', None)
         dataloader = getattr(loop, 'dataloader', None)
-        for sampler in (getattr(dataloader, 'sampler', None),
-                        getattr(getattr(dataloader, 'batch_sampler', None), 'sampler', None)):
+        for sampler in (getattr(dataloader, 'sampler',
+                                None), getattr(getattr(dataloader, 'batch_sampler', None), 'sampler', None)):
             if hasattr(sampler, 'seed'):
                 return sampler
         return None
@@ -111,8 +110,7 @@ class RNGStateHook(Hook):
             sampler.seed = state['sampler_seed']
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop):
-            loop.dataloader_iterator = _RestoreAfterFastForward(
-                loop, runner.iter, lambda: self.restore(state))
+            loop.dataloader_iterator = _RestoreAfterFastForward(loop, runner.iter, lambda: self.restore(state))
         else:
             self.restore(state)
 

@@ -7,5 +7,4 @@ from .sccnet import SCCNet
 from .scconv_resnet import SCConvResNet
 from .sdnet import SDNet
 
-__all__ = ['CedNet', 'OperatorDenseNet', 'OperatorResNet', 'RedNet', 'SCConvResNet', 'SCCNet',
-           'SDNet']
+__all__ = ['CedNet', 'OperatorDenseNet', 'OperatorResNet', 'RedNet', 'SCConvResNet', 'SCCNet', 'SDNet']

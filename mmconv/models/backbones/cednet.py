@@ -41,12 +41,9 @@ class CedNet(RedNet):
 
     operator = 'CVolution'
 
-    def __init__(self, depth: int, stem_kernel: int = 7, kernel_size: int = 7,
-                 reduction_ratio: int = 4, group_channels: int = 16, cq_groups: int = 16,
-                 gate: str = 'linear', kernel_from: str = 'x', impl: str = 'auto',
-                 op_kwargs: Optional[dict] = None, **kwargs):
-        op_kwargs = dict(cq_groups=cq_groups, gate=gate, kernel_from=kernel_from,
-                         **(op_kwargs or {}))
-        super().__init__(depth, stem_kernel=stem_kernel, kernel_size=kernel_size,
-                         reduction_ratio=reduction_ratio, group_channels=group_channels, impl=impl,
-                         op_kwargs=op_kwargs, **kwargs)
+    def __init__(self, depth: int, stem_kernel: int = 7, kernel_size: int = 7, reduction_ratio: int = 4,
+                 group_channels: int = 16, cq_groups: int = 16, gate: str = 'linear', kernel_from: str = 'x',
+                 impl: str = 'auto', op_kwargs: Optional[dict] = None, **kwargs):
+        op_kwargs = dict(cq_groups=cq_groups, gate=gate, kernel_from=kernel_from, **(op_kwargs or {}))
+        super().__init__(depth, stem_kernel=stem_kernel, kernel_size=kernel_size, reduction_ratio=reduction_ratio,
+                         group_channels=group_channels, impl=impl, op_kwargs=op_kwargs, **kwargs)

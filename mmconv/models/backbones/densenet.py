@@ -53,9 +53,8 @@ class DenseLayer(BaseModule):
         features: tensors B×C_j×H×W with Σ C_j = ``in_channels`` → B×growth_rate×H×W.
     """
 
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4,
-                 op_cfg: Optional[dict] = None, conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU'),
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4, op_cfg: Optional[dict] = None,
+                 conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU'),
                  drop_rate: float = 0.0, with_cp: bool = False, init_cfg=None):
         super().__init__(init_cfg)
         mid_channels = bn_size * growth_rate
@@ -67,8 +66,7 @@ class DenseLayer(BaseModule):
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, mid_channels, postfix=2)
         self.add_module(self.norm2_name, norm2)
         self.act2 = build_activation_layer(act_cfg)
-        self.conv2 = build_conv_layer(op_cfg, mid_channels, growth_rate, 3, stride=1, padding=1,
-                                      bias=False)
+        self.conv2 = build_conv_layer(op_cfg, mid_channels, growth_rate, 3, stride=1, padding=1, bias=False)
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
 
     @property
@@ -108,8 +106,7 @@ class DenseBlock(nn.ModuleList):
 
     def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs):
         super().__init__(
-            DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs)
-            for i in range(num_layers))
+            DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs) for i in range(num_layers))
         self.out_channels = in_channels + num_layers * growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,8 +131,7 @@ class Transition(nn.Sequential):
         super().__init__()
         self.add_module('norm', build_norm_layer(norm_cfg, in_channels)[1])
         self.add_module('act', build_activation_layer(act_cfg))
-        self.add_module('conv', build_conv_layer(conv_cfg, in_channels, out_channels, 1,
-                                                 bias=False))
+        self.add_module('conv', build_conv_layer(conv_cfg, in_channels, out_channels, 1, bias=False))
         self.add_module('pool', nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False))
 
 
@@ -193,16 +189,16 @@ class OperatorDenseNet(StagedBackbone):
         '161': dict(growth_rate=48, depths=(6, 12, 36, 24), init_channels=96),
     }
 
-    def __init__(self, arch: Union[str, dict] = '121', in_channels: int = 3, bn_size: int = 4,
-                 compression: float = 0.5, drop_rate: float = 0.0, stem_type: str = 'conv7',
-                 op_cfg: Optional[dict] = None, conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN', requires_grad=True),
-                 act_cfg: dict = dict(type='ReLU', inplace=True),
-                 out_indices: Sequence[int] = (3, ), frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, init_cfg=None):
+    def __init__(self, arch: Union[str, dict] = '121', in_channels: int = 3, bn_size: int = 4, compression: float = 0.5,
+                 drop_rate: float = 0.0, stem_type: str = 'conv7', op_cfg: Optional[dict] = None,
+                 conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 act_cfg: dict = dict(type='ReLU', inplace=True), out_indices: Sequence[int] = (3, ),
+                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False, init_cfg=None):
         if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d'),
+                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+            ]
         super().__init__(init_cfg)
         arch = self._resolve_arch(arch)
         depths = tuple(arch['depths'])
@@ -217,8 +213,8 @@ class OperatorDenseNet(StagedBackbone):
 
         init_channels = arch['init_channels']
         self._make_stem(in_channels, init_channels, conv_cfg, norm_cfg, act_cfg)
-        layer_kwargs = dict(bn_size=bn_size, op_cfg=op_cfg, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                            act_cfg=act_cfg, drop_rate=drop_rate, with_cp=with_cp)
+        layer_kwargs = dict(bn_size=bn_size, op_cfg=op_cfg, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                            drop_rate=drop_rate, with_cp=with_cp)
         self.stage_channels: List[int] = []
         self.res_layers: List[str] = []
         channels = init_channels
@@ -269,21 +265,18 @@ class OperatorDenseNet(StagedBackbone):
             raise ValueError(f'frozen_stages must be between -1 and {num_stages}, '
                              f'got {frozen_stages!r}.')
 
-    def _make_stem(self, in_channels: int, out_channels: int, conv_cfg: Optional[dict],
-                   norm_cfg: dict, act_cfg: dict) -> None:
+    def _make_stem(self, in_channels: int, out_channels: int, conv_cfg: Optional[dict], norm_cfg: dict,
+                   act_cfg: dict) -> None:
         """ImageNet stem (conv 7×7/2, norm, act, max-pool 3×3/2) or CIFAR stem (conv 3×3)."""
         if self.stem_type == 'conv7':
             self.stem = nn.Sequential(
-                build_conv_layer(conv_cfg, in_channels, out_channels, 7, stride=2, padding=3,
-                                 bias=False),
-                build_norm_layer(norm_cfg, out_channels)[1],
-                build_activation_layer(act_cfg),
+                build_conv_layer(conv_cfg, in_channels, out_channels, 7, stride=2, padding=3, bias=False),
+                build_norm_layer(norm_cfg, out_channels)[1], build_activation_layer(act_cfg),
                 nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
         else:
             # The CIFAR DenseNet-BC stem is a bare conv: the first dense layer normalises it.
             self.stem = nn.Sequential(
-                build_conv_layer(conv_cfg, in_channels, out_channels, 3, stride=1, padding=1,
-                                 bias=False))
+                build_conv_layer(conv_cfg, in_channels, out_channels, 3, stride=1, padding=1, bias=False))
 
     @property
     def final_norm(self) -> nn.Module:

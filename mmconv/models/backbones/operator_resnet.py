@@ -68,24 +68,21 @@ class BasicBlock(BaseModule):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, op_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'), act_cfg: Optional[dict] = dict(type='ReLU'),
-                 block_act: bool = True, residual_act: bool = True, residual: bool = True,
-                 with_cp: bool = False, init_cfg=None):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, downsample: Optional[nn.Module] = None,
+                 op_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
+                 act_cfg: Optional[dict] = dict(type='ReLU'), block_act: bool = True, residual_act: bool = True,
+                 residual: bool = True, with_cp: bool = False, init_cfg=None):
         super().__init__(init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
         self.residual = residual
         self.with_cp = with_cp
-        self.conv1 = build_conv_layer(op_cfg, in_channels, out_channels, 3, stride=stride, padding=1,
-                                      bias=False)
+        self.conv1 = build_conv_layer(op_cfg, in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, out_channels, postfix=1)
         self.add_module(self.norm1_name, norm1)
         self.act1 = build_act(act_cfg, block_act)
-        self.conv2 = build_conv_layer(op_cfg, out_channels, out_channels, 3, stride=1, padding=1,
-                                      bias=False)
+        self.conv2 = build_conv_layer(op_cfg, out_channels, out_channels, 3, stride=1, padding=1, bias=False)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, out_channels, postfix=2)
         self.add_module(self.norm2_name, norm2)
         self.downsample = downsample
@@ -142,12 +139,10 @@ class Bottleneck(BaseModule):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, op_cfg: Optional[dict] = None,
-                 conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
-                 act_cfg: Optional[dict] = dict(type='ReLU'), block_act: bool = True,
-                 residual_act: bool = True, residual: bool = True, with_cp: bool = False,
-                 init_cfg=None):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, downsample: Optional[nn.Module] = None,
+                 op_cfg: Optional[dict] = None, conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
+                 act_cfg: Optional[dict] = dict(type='ReLU'), block_act: bool = True, residual_act: bool = True,
+                 residual: bool = True, with_cp: bool = False, init_cfg=None):
         super().__init__(init_cfg)
         mid_channels = out_channels // self.expansion
         self.in_channels = in_channels
@@ -160,8 +155,7 @@ class Bottleneck(BaseModule):
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, mid_channels, postfix=1)
         self.add_module(self.norm1_name, norm1)
         self.act1 = build_act(act_cfg, block_act)
-        self.conv2 = build_conv_layer(op_cfg, mid_channels, mid_channels, 3, stride=stride, padding=1,
-                                      bias=False)
+        self.conv2 = build_conv_layer(op_cfg, mid_channels, mid_channels, 3, stride=stride, padding=1, bias=False)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, mid_channels, postfix=2)
         self.add_module(self.norm2_name, norm2)
         self.act2 = build_act(act_cfg, block_act)
@@ -222,21 +216,23 @@ class OperatorResLayer(Sequential):
         **block_kwargs: Passed on to every block (``op_cfg``, ``act_cfg``, ``with_cp``...).
     """
 
-    def __init__(self, block: type, num_blocks: int, in_channels: int, out_channels: int,
-                 stride: int = 1, downsample_kernel_size: int = 1,
-                 downsample_conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN'),
-                 residual: bool = True, **block_kwargs):
+    def __init__(self, block: type, num_blocks: int, in_channels: int, out_channels: int, stride: int = 1,
+                 downsample_kernel_size: int = 1, downsample_conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'), residual: bool = True, **block_kwargs):
         downsample = None
         if residual and (stride != 1 or in_channels != out_channels):
             downsample = nn.Sequential(
-                build_conv_layer(downsample_conv_cfg, in_channels, out_channels,
-                                 downsample_kernel_size, stride=stride,
+                build_conv_layer(downsample_conv_cfg, in_channels, out_channels, downsample_kernel_size, stride=stride,
                                  padding=downsample_kernel_size // 2, bias=False),
                 build_norm_layer(norm_cfg, out_channels)[1])
-        blocks = [block(in_channels, out_channels, stride=stride, downsample=downsample,
-                        norm_cfg=norm_cfg, residual=residual, **block_kwargs)]
-        blocks += [block(out_channels, out_channels, stride=1, norm_cfg=norm_cfg, residual=residual,
-                         **block_kwargs) for _ in range(1, num_blocks)]
+        blocks = [
+            block(in_channels, out_channels, stride=stride, downsample=downsample, norm_cfg=norm_cfg, residual=residual,
+                  **block_kwargs)
+        ]
+        blocks += [
+            block(out_channels, out_channels, stride=1, norm_cfg=norm_cfg, residual=residual, **block_kwargs)
+            for _ in range(1, num_blocks)
+        ]
         super().__init__(*blocks)
 
 
@@ -317,24 +313,22 @@ class OperatorResNet(StagedBackbone):
         152: (Bottleneck, (3, 8, 36, 3)),
     }
 
-    def __init__(self, depth: int, in_channels: int = 3, stem_channels: int = 64,
-                 base_channels: int = 64, num_stages: int = 4,
-                 strides: Sequence[int] = (1, 2, 2, 2), out_indices: Sequence[int] = (3,),
-                 stem_type: str = 'conv7', stem_op_cfg: Optional[dict] = None,
-                 stem_pool: Optional[str] = 'max', op_cfg: Optional[dict] = None,
-                 conv_cfg: Optional[dict] = None, downsample_kernel_size: int = 1,
-                 downsample_conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN', requires_grad=True),
-                 act_cfg: Optional[dict] = dict(type='ReLU'),
-                 act_positions: Sequence[str] = ACT_POSITIONS, residual: bool = True,
-                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
+    def __init__(self, depth: int, in_channels: int = 3, stem_channels: int = 64, base_channels: int = 64,
+                 num_stages: int = 4, strides: Sequence[int] = (1, 2, 2, 2), out_indices: Sequence[int] = (3, ),
+                 stem_type: str = 'conv7', stem_op_cfg: Optional[dict] = None, stem_pool: Optional[str] = 'max',
+                 op_cfg: Optional[dict] = None, conv_cfg: Optional[dict] = None, downsample_kernel_size: int = 1,
+                 downsample_conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 act_cfg: Optional[dict] = dict(type='ReLU'), act_positions: Sequence[str] = ACT_POSITIONS,
+                 residual: bool = True, frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  zero_init_residual: bool = True, init_cfg=None):
         if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d'),
+                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+            ]
         super().__init__(init_cfg)
-        self._check_args(depth, num_stages, strides, out_indices, stem_type, stem_pool,
-                         downsample_kernel_size, act_positions, frozen_stages)
+        self._check_args(depth, num_stages, strides, out_indices, stem_type, stem_pool, downsample_kernel_size,
+                         act_positions, frozen_stages)
         self.depth = depth
         self.num_stages = num_stages
         self.out_indices = tuple(out_indices)
@@ -344,34 +338,33 @@ class OperatorResNet(StagedBackbone):
         self.stage_blocks = stage_blocks[:num_stages]
 
         stem_act = 'stem' in act_positions
-        self._make_stem(stem_type, in_channels, stem_channels, stem_op_cfg, stem_pool, conv_cfg,
-                        norm_cfg, build_act(act_cfg, stem_act), act_cfg if stem_act else None)
+        self._make_stem(stem_type, in_channels, stem_channels, stem_op_cfg, stem_pool, conv_cfg, norm_cfg,
+                        build_act(act_cfg, stem_act), act_cfg if stem_act else None)
 
         # Zero-initialising the last norm only makes a block an identity when it has a shortcut.
         last_norm = 'norm3' if self.block is Bottleneck else 'norm2'
-        block_init_cfg = (dict(type='Constant', val=0, override=dict(name=last_norm))
-                          if zero_init_residual and residual else None)
-        block_kwargs = dict(op_cfg=op_cfg, act_cfg=act_cfg, block_act='block' in act_positions,
-                            residual_act='residual' in act_positions, with_cp=with_cp,
-                            init_cfg=block_init_cfg)
+        block_init_cfg = (
+            dict(type='Constant', val=0, override=dict(name=last_norm)) if zero_init_residual and residual else None)
+        block_kwargs = dict(op_cfg=op_cfg, act_cfg=act_cfg, block_act='block' in act_positions, residual_act='residual'
+                            in act_positions, with_cp=with_cp, init_cfg=block_init_cfg)
         if self.block is Bottleneck:
             block_kwargs['conv_cfg'] = conv_cfg
         self.res_layers = []
         channels = stem_channels
         for i, num_blocks in enumerate(self.stage_blocks):
-            out_channels = base_channels * 2 ** i * self.block.expansion
-            layer = OperatorResLayer(self.block, num_blocks, channels, out_channels,
-                                     stride=strides[i], downsample_kernel_size=downsample_kernel_size,
-                                     downsample_conv_cfg=downsample_conv_cfg, norm_cfg=norm_cfg,
-                                     residual=residual, **block_kwargs)
+            out_channels = base_channels * 2**i * self.block.expansion
+            layer = OperatorResLayer(self.block, num_blocks, channels, out_channels, stride=strides[i],
+                                     downsample_kernel_size=downsample_kernel_size,
+                                     downsample_conv_cfg=downsample_conv_cfg, norm_cfg=norm_cfg, residual=residual,
+                                     **block_kwargs)
             channels = out_channels
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
         self.feat_dim = channels
         self._freeze_stages()
 
-    def _check_args(self, depth, num_stages, strides, out_indices, stem_type, stem_pool,
-                    downsample_kernel_size, act_positions, frozen_stages) -> None:
+    def _check_args(self, depth, num_stages, strides, out_indices, stem_type, stem_pool, downsample_kernel_size,
+                    act_positions, frozen_stages) -> None:
         """Raise a one-sentence ValueError for the first argument the skeleton cannot build."""
         if depth not in self.arch_settings:
             raise ValueError(f'depth must be one of {sorted(self.arch_settings)}, got {depth!r}.')
@@ -396,9 +389,9 @@ class OperatorResNet(StagedBackbone):
             raise ValueError(f'frozen_stages must be between -1 and num_stages={num_stages}, '
                              f'got {frozen_stages!r}.')
 
-    def _make_stem(self, stem_type: str, in_channels: int, stem_channels: int,
-                   stem_op_cfg: Optional[dict], stem_pool: Optional[str], conv_cfg: Optional[dict],
-                   norm_cfg: dict, act: nn.Module, convmodule_act_cfg: Optional[dict]) -> None:
+    def _make_stem(self, stem_type: str, in_channels: int, stem_channels: int, stem_op_cfg: Optional[dict],
+                   stem_pool: Optional[str], conv_cfg: Optional[dict], norm_cfg: dict, act: nn.Module,
+                   convmodule_act_cfg: Optional[dict]) -> None:
         """Build the stem under the names of the official checkpoints it has to load.
 
         ``conv7``/``conv3``: ``conv1``, ``bn1`` (mmdet/torchvision ResNet). ``deep``: ``stem.0``
@@ -409,26 +402,24 @@ class OperatorResNet(StagedBackbone):
         if stem_type == 'deep':
             mid_channels = stem_channels // 2
             self.stem = nn.Sequential(
-                ConvModule(in_channels, mid_channels, 3, stride=2, padding=1, conv_cfg=conv_cfg,
-                           norm_cfg=norm_cfg, act_cfg=convmodule_act_cfg),
-                build_conv_layer(stem_op_cfg, mid_channels, mid_channels, 3, stride=1, padding=1,
-                                 bias=False),
-                build_norm_layer(norm_cfg, mid_channels)[1],
-                act,
-                ConvModule(mid_channels, stem_channels, 3, stride=1, padding=1, conv_cfg=conv_cfg,
-                           norm_cfg=norm_cfg, act_cfg=convmodule_act_cfg))
+                ConvModule(in_channels, mid_channels, 3, stride=2, padding=1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                           act_cfg=convmodule_act_cfg),
+                build_conv_layer(stem_op_cfg, mid_channels, mid_channels, 3, stride=1, padding=1, bias=False),
+                build_norm_layer(norm_cfg, mid_channels)[1], act,
+                ConvModule(mid_channels, stem_channels, 3, stride=1, padding=1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                           act_cfg=convmodule_act_cfg))
         else:
             kernel_size, stride = (7, 2) if stem_type == 'conv7' else (3, 1)
-            self.conv1 = build_conv_layer(stem_op_cfg, in_channels, stem_channels, kernel_size,
-                                          stride=stride, padding=kernel_size // 2, bias=False)
+            self.conv1 = build_conv_layer(stem_op_cfg, in_channels, stem_channels, kernel_size, stride=stride,
+                                          padding=kernel_size // 2, bias=False)
             self.norm1_name, norm1 = build_norm_layer(norm_cfg, stem_channels, postfix=1)
             self.add_module(self.norm1_name, norm1)
             self.stem_act = act
         if stem_pool == 'max':
             self.stem_pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         elif stem_pool == 'op':
-            self.stem_pool = build_conv_layer(stem_op_cfg, stem_channels, stem_channels, 3,
-                                              stride=2, padding=1, bias=False)
+            self.stem_pool = build_conv_layer(stem_op_cfg, stem_channels, stem_channels, 3, stride=2, padding=1,
+                                              bias=False)
         else:
             self.stem_pool = nn.Identity()
 

@@ -53,19 +53,12 @@ class RedNet(OperatorResNet):
     depths = (26, 38, 50, 101, 152)
     operator = 'Involution'
 
-    def __init__(self, depth: int, stem_kernel: int = 3, kernel_size: int = 7,
-                 reduction_ratio: int = 4, group_channels: int = 16, impl: str = 'auto',
-                 op_kwargs: Optional[dict] = None, **kwargs):
+    def __init__(self, depth: int, stem_kernel: int = 3, kernel_size: int = 7, reduction_ratio: int = 4,
+                 group_channels: int = 16, impl: str = 'auto', op_kwargs: Optional[dict] = None, **kwargs):
         self.check_depth(depth)
-        op_kwargs = dict(reduction_ratio=reduction_ratio, group_channels=group_channels, impl=impl,
-                         **(op_kwargs or {}))
-        super().__init__(
-            depth,
-            stem_type='deep',
-            stem_op_cfg=self.op_cfg(stem_kernel, op_kwargs),
-            stem_pool='max',
-            op_cfg=self.op_cfg(kernel_size, op_kwargs),
-            **kwargs)
+        op_kwargs = dict(reduction_ratio=reduction_ratio, group_channels=group_channels, impl=impl, **(op_kwargs or {}))
+        super().__init__(depth, stem_type='deep', stem_op_cfg=self.op_cfg(stem_kernel, op_kwargs), stem_pool='max',
+                         op_cfg=self.op_cfg(kernel_size, op_kwargs), **kwargs)
 
     def check_depth(self, depth: int) -> None:
         """Raise a ValueError for a depth without bottleneck blocks."""

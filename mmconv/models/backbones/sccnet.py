@@ -92,9 +92,8 @@ class SCCNet(OperatorResNet):
 
     depths = (18, 34)
 
-    def __init__(self, depth: int = 34, downsample: str = 'scc5x5', mask_prob: float = 0.005,
-                 impl: str = 'auto', stem_type: str = 'conv7', stem_pool: Optional[str] = 'max',
-                 init_cfg=None, **kwargs):
+    def __init__(self, depth: int = 34, downsample: str = 'scc5x5', mask_prob: float = 0.005, impl: str = 'auto',
+                 stem_type: str = 'conv7', stem_pool: Optional[str] = 'max', init_cfg=None, **kwargs):
         if depth not in self.depths:
             raise ValueError(f'SCCNet depth must be one of {self.depths}, got {depth!r}.')
         if downsample not in DOWNSAMPLES:
@@ -102,18 +101,12 @@ class SCCNet(OperatorResNet):
         scc_cfg = dict(type='SCC', mask_prob=mask_prob, impl=impl)
         kernel_size, op_type = DOWNSAMPLES[downsample]
         if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
-                        dict(type='UniformParams', a=-1.0, b=1.0, layer='SCC')]
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d'),
+                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+                dict(type='UniformParams', a=-1.0, b=1.0, layer='SCC')
+            ]
         kwargs.setdefault('zero_init_residual', False)
-        super().__init__(
-            depth,
-            stem_type=stem_type,
-            stem_pool=stem_pool,
-            op_cfg=scc_cfg,
-            downsample_kernel_size=kernel_size,
-            downsample_conv_cfg=scc_cfg if op_type else None,
-            act_cfg=None,
-            act_positions=(),
-            init_cfg=init_cfg,
-            **kwargs)
+        super().__init__(depth, stem_type=stem_type, stem_pool=stem_pool, op_cfg=scc_cfg,
+                         downsample_kernel_size=kernel_size, downsample_conv_cfg=scc_cfg if op_type else None,
+                         act_cfg=None, act_positions=(), init_cfg=init_cfg, **kwargs)

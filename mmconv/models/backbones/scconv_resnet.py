@@ -37,10 +37,9 @@ class SCConvResNet(OperatorResNet):
         x: B×3×H×W → tuple of B×C_i×ceil(H/2^(i+2))×ceil(W/2^(i+2)) for i in ``out_indices``.
     """
 
-    def __init__(self, depth: int = 50, alpha: float = 0.5, squeeze_ratio: int = 2,
-                 gwc_groups: int = 2, gn_groups: int = 4, gate: str = 'soft', fuse: str = 'paper',
-                 impl: str = 'auto', op_kwargs: Optional[dict] = None, **kwargs):
-        op_cfg = dict(type='SCConv', alpha=alpha, squeeze_ratio=squeeze_ratio,
-                      gwc_groups=gwc_groups, gn_groups=gn_groups, gate=gate, fuse=fuse, impl=impl,
-                      **(op_kwargs or {}))
+    def __init__(self, depth: int = 50, alpha: float = 0.5, squeeze_ratio: int = 2, gwc_groups: int = 2,
+                 gn_groups: int = 4, gate: str = 'soft', fuse: str = 'paper', impl: str = 'auto',
+                 op_kwargs: Optional[dict] = None, **kwargs):
+        op_cfg = dict(type='SCConv', alpha=alpha, squeeze_ratio=squeeze_ratio, gwc_groups=gwc_groups,
+                      gn_groups=gn_groups, gate=gate, fuse=fuse, impl=impl, **(op_kwargs or {}))
         super().__init__(depth, op_cfg=op_cfg, **kwargs)

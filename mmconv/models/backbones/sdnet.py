@@ -55,9 +55,8 @@ class SDNet(OperatorResNet):
 
     depths = (18, 34)
 
-    def __init__(self, depth: int = 18, csc_layers: str = 'stem', shortcut: bool = True,
-                 stem: str = 'imagenet', lam: float = 0.1, num_steps: int = 2,
-                 csc_kwargs: Optional[dict] = None, **kwargs):
+    def __init__(self, depth: int = 18, csc_layers: str = 'stem', shortcut: bool = True, stem: str = 'imagenet',
+                 lam: float = 0.1, num_steps: int = 2, csc_kwargs: Optional[dict] = None, **kwargs):
         if depth not in self.depths:
             raise ValueError(f'SDNet depth must be one of {self.depths}, got {depth!r}.')
         if csc_layers not in CSC_LAYERS:
@@ -70,18 +69,15 @@ class SDNet(OperatorResNet):
         csc_cfg = dict(type='CSCConv2d', lam=lam, num_steps=num_steps, **(csc_kwargs or {}))
         imagenet = stem == 'imagenet'
         if csc_layers == 'stem':
-            layout = dict(stem_pool='max' if imagenet else None, op_cfg=None,
-                          act_positions=('block', 'residual'))
+            layout = dict(stem_pool='max' if imagenet else None, op_cfg=None, act_positions=('block', 'residual'))
         else:
             layout = dict(stem_pool='op' if imagenet else None, op_cfg=csc_cfg,
-                          act_positions=('residual',) if shortcut else (), residual=shortcut)
+                          act_positions=('residual', ) if shortcut else (), residual=shortcut)
         kwargs.setdefault('zero_init_residual', False)
-        super().__init__(depth, stem_type='conv7' if imagenet else 'conv3', stem_op_cfg=csc_cfg,
-                         **layout, **kwargs)
+        super().__init__(depth, stem_type='conv7' if imagenet else 'conv3', stem_op_cfg=csc_cfg, **layout, **kwargs)
 
-    def set_lambda(self, lam: float,
-                   layer_filter: Union[None, str, Callable[[str, nn.Module], bool]] = None
-                   ) -> Dict[str, float]:
+    def set_lambda(self, lam: float, layer_filter: Union[None, str, Callable[[str, nn.Module],
+                                                                             bool]] = None) -> Dict[str, float]:
         """Set λ of the CSC layers, all or some (e.g. only the stem, ``layer_filter='^conv1$'``).
 
         Args:

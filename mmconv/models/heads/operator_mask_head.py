@@ -49,8 +49,8 @@ class OperatorFCNMaskHead(FCNMaskHead):
 
     default_op_cfg = dict(type='Involution')
 
-    def __init__(self, op_cfg: Optional[dict] = None, op_kernel_size: int = 7,
-                 op_init: str = 'variance_preserving', **kwargs):
+    def __init__(self, op_cfg: Optional[dict] = None, op_kernel_size: int = 7, op_init: str = 'variance_preserving',
+                 **kwargs):
         check_positive_odd('op_kernel_size', op_kernel_size)
         check_operator_init(op_init)
         super().__init__(**kwargs)
@@ -58,15 +58,10 @@ class OperatorFCNMaskHead(FCNMaskHead):
         self.op_cfg = copy.deepcopy(self.default_op_cfg if op_cfg is None else op_cfg)
         self.conv_kernel_size = op_kernel_size
         self.convs = ModuleList(
-            ConvModule(
-                self.in_channels if i == 0 else self.conv_out_channels,
-                self.conv_out_channels,
-                op_kernel_size,
-                padding=op_kernel_size // 2,
-                bias=False,
-                conv_cfg=self.op_cfg,
-                norm_cfg=self.norm_cfg,
-                inplace=False) for i in range(self.num_convs))
+            ConvModule(self.in_channels if i == 0 else self.conv_out_channels, self.conv_out_channels, op_kernel_size,
+                       padding=op_kernel_size //
+                       2, bias=False, conv_cfg=self.op_cfg, norm_cfg=self.norm_cfg, inplace=False)
+            for i in range(self.num_convs))
 
     def init_weights(self) -> None:
         """``FCNMaskHead``'s init, Kaiming-normal on the operators' internal convs, then ``op_init``."""

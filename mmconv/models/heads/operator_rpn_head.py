@@ -19,7 +19,6 @@ from mmconv.ops.validation import check_positive_odd
 
 __all__ = ['OperatorRPNHead', 'InvolutionRPNHead']
 
-
 RPN_CONV_STD = 0.01  # mmdet RPNHead's Normal init of its shared 3×3 conv
 
 
@@ -63,17 +62,16 @@ class OperatorRPNHead(RPNHead):
         self.op_kernel_size = op_kernel_size
         if init_cfg is None:
             init_cfg = [
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu',
-                     distribution='normal'),
-                dict(type='Normal', std=0.01,
-                     override=[dict(name='rpn_cls'), dict(name='rpn_reg')]),
+                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu', distribution='normal'),
+                dict(type='Normal', std=0.01, override=[dict(name='rpn_cls'),
+                                                        dict(name='rpn_reg')]),
             ]
         super().__init__(in_channels, init_cfg=init_cfg, **kwargs)
 
     def init_weights(self) -> None:
         """``init_cfg``, then ``op_init`` on the shared operators."""
         super().init_weights()
-        init_involution_spans(self.rpn_conv, self.op_init, gain=9 * self.feat_channels * RPN_CONV_STD ** 2)
+        init_involution_spans(self.rpn_conv, self.op_init, gain=9 * self.feat_channels * RPN_CONV_STD**2)
 
     def _init_layers(self) -> None:
         """The shared operator(s), then mmdet's 1×1 ``rpn_cls`` and ``rpn_reg``."""
@@ -82,14 +80,11 @@ class OperatorRPNHead(RPNHead):
             if i:
                 layers.append(nn.ReLU(inplace=False))
             layers.append(
-                build_conv_layer(self.op_cfg, self.in_channels if i == 0 else self.feat_channels,
-                                 self.feat_channels, self.op_kernel_size,
-                                 padding=self.op_kernel_size // 2, bias=False))
+                build_conv_layer(self.op_cfg, self.in_channels if i == 0 else self.feat_channels, self.feat_channels,
+                                 self.op_kernel_size, padding=self.op_kernel_size // 2, bias=False))
         self.rpn_conv = layers[0] if len(layers) == 1 else nn.Sequential(*layers)
-        self.rpn_cls = nn.Conv2d(self.feat_channels,
-                                 self.num_base_priors * self.cls_out_channels, 1)
-        self.rpn_reg = nn.Conv2d(self.feat_channels,
-                                 self.num_base_priors * self.bbox_coder.encode_size, 1)
+        self.rpn_cls = nn.Conv2d(self.feat_channels, self.num_base_priors * self.cls_out_channels, 1)
+        self.rpn_reg = nn.Conv2d(self.feat_channels, self.num_base_priors * self.bbox_coder.encode_size, 1)
 
 
 @MODELS.register_module()

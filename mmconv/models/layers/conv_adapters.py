@@ -34,8 +34,8 @@ from mmconv.ops.scc import SCC
 from mmconv.ops.scconv import SCConv
 
 __all__ = [
-    'ConvSupport', 'check_conv_args', 'ConvAdapter', 'InvolutionLayer', 'CVolutionLayer', 'SCCLayer',
-    'SCConvLayer', 'CSCConv2dLayer'
+    'ConvSupport', 'check_conv_args', 'ConvAdapter', 'InvolutionLayer', 'CVolutionLayer', 'SCCLayer', 'SCConvLayer',
+    'CSCConv2dLayer'
 ]
 
 IntPair = Union[int, Tuple[int, int]]
@@ -56,8 +56,8 @@ class ConvSupport:
 
     name: str
     same_channels: bool = False
-    groups: Optional[Tuple[int, ...]] = (1,)
-    bias: Tuple[bool, ...] = (False,)
+    groups: Optional[Tuple[int, ...]] = (1, )
+    bias: Tuple[bool, ...] = (False, )
     any_padding: bool = False
 
 
@@ -83,9 +83,9 @@ def square(name: str, value: IntPair, support: ConvSupport) -> int:
     return value
 
 
-def check_conv_args(support: ConvSupport, in_channels: int, out_channels: int, kernel_size: IntPair,
-                    stride: IntPair, padding: Optional[IntPair], dilation: IntPair, groups: int,
-                    bias: bool, op_kernel_size: Optional[int] = None) -> ConvGeometry:
+def check_conv_args(support: ConvSupport, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair,
+                    padding: Optional[IntPair], dilation: IntPair, groups: int, bias: bool,
+                    op_kernel_size: Optional[int] = None) -> ConvGeometry:
     """Check conv-layer arguments against what an operator supports; return its geometry.
 
     Args:
@@ -109,8 +109,7 @@ def check_conv_args(support: ConvSupport, in_channels: int, out_channels: int, k
     stride = square('stride', stride, support)
     dilation = square('dilation', dilation, support)
     if kernel_size % 2 == 0 or (op_kernel_size is not None and
-                                (not isinstance(op_kernel_size, int) or op_kernel_size % 2 == 0
-                                 or op_kernel_size < 1)):
+                                (not isinstance(op_kernel_size, int) or op_kernel_size % 2 == 0 or op_kernel_size < 1)):
         raise ValueError(f'{name} needs an odd kernel_size and op_kernel_size, '
                          f'got {kernel_size} and {op_kernel_size!r}.')
     if stride < 1:
@@ -122,7 +121,7 @@ def check_conv_args(support: ConvSupport, in_channels: int, out_channels: int, k
         raise ValueError(f'{name} supports groups={allowed} (any channel grouping of its own has '
                          f'its own argument), got {groups!r}.')
     if bias not in support.bias:
-        allowed = 'False (it has no output bias)' if support.bias == (False,) else support.bias
+        allowed = 'False (it has no output bias)' if support.bias == (False, ) else support.bias
         raise ValueError(f'{name} supports bias={allowed}, got {bias!r}.')
     same_padding = dilation * (kernel_size - 1) // 2
     padding = same_padding if padding is None else square('padding', padding, support)
@@ -159,24 +158,20 @@ class ConvAdapter:
 
     support: ConvSupport
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
-                 stride: IntPair = 1, padding: Optional[IntPair] = None, dilation: IntPair = 1,
-                 groups: int = 1, bias: bool = False, op_kernel_size: Optional[int] = None,
-                 **op_kwargs):
-        geometry = check_conv_args(self.support, in_channels, out_channels, kernel_size, stride,
-                                   padding, dilation, groups, bias, op_kernel_size)
-        super().__init__(**self.operator_args(in_channels, out_channels, geometry, groups),
-                         **op_kwargs)
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: Optional[IntPair] = None, dilation: IntPair = 1, groups: int = 1, bias: bool = False,
+                 op_kernel_size: Optional[int] = None, **op_kwargs):
+        geometry = check_conv_args(self.support, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                                   groups, bias, op_kernel_size)
+        super().__init__(**self.operator_args(in_channels, out_channels, geometry, groups), **op_kwargs)
         # ConvModule reads these from its conv; the operator's own attributes take precedence.
-        for key, value in dict(in_channels=in_channels, out_channels=out_channels,
-                               padding=geometry.padding, groups=groups, transposed=False,
-                               output_padding=0).items():
+        for key, value in dict(in_channels=in_channels, out_channels=out_channels, padding=geometry.padding,
+                               groups=groups, transposed=False, output_padding=0).items():
             if not hasattr(self, key):
                 setattr(self, key, value)
 
     @staticmethod
-    def operator_args(in_channels: int, out_channels: int, geometry: ConvGeometry,
-                      groups: int) -> dict:
+    def operator_args(in_channels: int, out_channels: int, geometry: ConvGeometry, groups: int) -> dict:
         """The operator's constructor arguments for this geometry."""
         raise NotImplementedError
 
@@ -238,9 +233,8 @@ class SCCLayer(ConvAdapter, SCC):
 
     @staticmethod
     def operator_args(in_channels, out_channels, geometry, groups):
-        return dict(in_channels=in_channels, out_channels=out_channels,
-                    kernel_size=geometry.kernel_size, stride=geometry.stride,
-                    dilation=geometry.dilation, groups=groups)
+        return dict(in_channels=in_channels, out_channels=out_channels, kernel_size=geometry.kernel_size,
+                    stride=geometry.stride, dilation=geometry.dilation, groups=groups)
 
 
 @MODELS.register_module(name='SCConv')
@@ -260,9 +254,8 @@ class SCConvLayer(ConvAdapter, SCConv):
 
     @staticmethod
     def operator_args(in_channels, out_channels, geometry, groups):
-        return dict(in_channels=in_channels, out_channels=out_channels,
-                    kernel_size=geometry.kernel_size, stride=geometry.stride,
-                    dilation=geometry.dilation)
+        return dict(in_channels=in_channels, out_channels=out_channels, kernel_size=geometry.kernel_size,
+                    stride=geometry.stride, dilation=geometry.dilation)
 
 
 @MODELS.register_module(name='CSCConv2d')
@@ -282,6 +275,5 @@ class CSCConv2dLayer(ConvAdapter, CSCConv2d):
 
     @staticmethod
     def operator_args(in_channels, out_channels, geometry, groups):
-        return dict(in_channels=in_channels, out_channels=out_channels,
-                    kernel_size=geometry.kernel_size, stride=geometry.stride,
-                    padding=geometry.padding, dilation=geometry.dilation, groups=groups)
+        return dict(in_channels=in_channels, out_channels=out_channels, kernel_size=geometry.kernel_size,
+                    stride=geometry.stride, padding=geometry.padding, dilation=geometry.dilation, groups=groups)

@@ -67,28 +67,20 @@ class OperatorFPN(FPN):
 
     default_output_op_cfg = dict(type='Involution')
 
-    def __init__(self, in_channels: List[int], out_channels: int, num_outs: int,
-                 output_op_cfg: Optional[dict] = None, output_kernel_size: int = 7,
-                 op_init: str = 'variance_preserving', **kwargs):
+    def __init__(self, in_channels: List[int], out_channels: int, num_outs: int, output_op_cfg: Optional[dict] = None,
+                 output_kernel_size: int = 7, op_init: str = 'variance_preserving', **kwargs):
         check_positive_odd('output_kernel_size', output_kernel_size)
         check_operator_init(op_init)
         super().__init__(in_channels, out_channels, num_outs, **kwargs)
         self.op_init = op_init
-        self.output_op_cfg = copy.deepcopy(
-            self.default_output_op_cfg if output_op_cfg is None else output_op_cfg)
+        self.output_op_cfg = copy.deepcopy(self.default_output_op_cfg if output_op_cfg is None else output_op_cfg)
         # The first len(lateral_convs) entries are the per-level output convs; the rest (if any)
         # are the strided extra-level convs, which the original keeps as convolutions.
         for level in range(len(self.lateral_convs)):
-            self.fpn_convs[level] = ConvModule(
-                out_channels,
-                out_channels,
-                output_kernel_size,
-                padding=output_kernel_size // 2,
-                bias=False,
-                conv_cfg=self.output_op_cfg,
-                norm_cfg=kwargs.get('norm_cfg'),
-                act_cfg=kwargs.get('act_cfg'),
-                inplace=False)
+            self.fpn_convs[level] = ConvModule(out_channels, out_channels, output_kernel_size,
+                                               padding=output_kernel_size // 2, bias=False, conv_cfg=self.output_op_cfg,
+                                               norm_cfg=kwargs.get('norm_cfg'), act_cfg=kwargs.get('act_cfg'),
+                                               inplace=False)
 
     def init_weights(self) -> None:
         """mmdet FPN's Xavier init, then ``op_init`` on the output operators (nothing follows them)."""

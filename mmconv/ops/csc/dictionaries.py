@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['ConvDictionary', 'LinearDictionary', 'power_iteration', 'encode', 'decode', 'encode_backward',
-           'decode_backward', 'transpose_output_padding']
+__all__ = [
+    'ConvDictionary', 'LinearDictionary', 'power_iteration', 'encode', 'decode', 'encode_backward', 'decode_backward',
+    'transpose_output_padding'
+]
 
 # (ndim, stride, padding, dilation, groups): the op arguments of a dictionary.
 Geometry = Tuple[int, List[int], List[int], List[int], int]
@@ -21,12 +23,14 @@ Geometry = Tuple[int, List[int], List[int], List[int], int]
 def transpose_output_padding(signal_size: Sequence[int], code_size: Sequence[int], kernel_size: Sequence[int],
                              stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int]) -> List[int]:
     """The conv_transpose output padding that decodes ``code_size`` back to ``signal_size``."""
-    return [n - ((c - 1) * s - 2 * p + d * (k - 1) + 1) for n, c, k, s, p, d in zip(
-        signal_size, code_size, kernel_size, stride, padding, dilation)]
+    return [
+        n - ((c - 1) * s - 2 * p + d * (k - 1) + 1)
+        for n, c, k, s, p, d in zip(signal_size, code_size, kernel_size, stride, padding, dilation)
+    ]
 
 
-def encode(x: Tensor, weight: Tensor, bias: Optional[Tensor], ndim: int, stride: List[int],
-           padding: List[int], dilation: List[int], groups: int) -> Tensor:
+def encode(x: Tensor, weight: Tensor, bias: Optional[Tensor], ndim: int, stride: List[int], padding: List[int],
+           dilation: List[int], groups: int) -> Tensor:
     """``Aᵀx`` (+ a per-atom ``bias``): conv1d / conv2d by ``weight``, or ``x Wᵀ`` for ``ndim`` 0."""
     if ndim == 0:
         return F.linear(x, weight, bias)
@@ -34,8 +38,8 @@ def encode(x: Tensor, weight: Tensor, bias: Optional[Tensor], ndim: int, stride:
     return conv(x, weight, bias, stride, padding, dilation, groups)
 
 
-def decode(z: Tensor, weight: Tensor, output_padding: List[int], ndim: int, stride: List[int],
-           padding: List[int], dilation: List[int], groups: int) -> Tensor:
+def decode(z: Tensor, weight: Tensor, output_padding: List[int], ndim: int, stride: List[int], padding: List[int],
+           dilation: List[int], groups: int) -> Tensor:
     """``A z``: the transposed convolution with ``output_padding``, or ``z W`` for ``ndim`` 0."""
     if ndim == 0:
         return torch.matmul(z, weight)
@@ -43,31 +47,31 @@ def decode(z: Tensor, weight: Tensor, output_padding: List[int], ndim: int, stri
     return conv_transpose(z, weight, None, stride, padding, output_padding, groups, dilation)
 
 
-def encode_backward(grad_code: Tensor, x: Tensor, weight: Tensor, need_x: bool, need_weight: bool,
-                    ndim: int, stride: List[int], padding: List[int], dilation: List[int],
+def encode_backward(grad_code: Tensor, x: Tensor, weight: Tensor, need_x: bool, need_weight: bool, ndim: int,
+                    stride: List[int], padding: List[int], dilation: List[int],
                     groups: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``encode(x, weight)`` w.r.t. (x, weight) where asked for (None elsewhere)."""
     if ndim == 0:
         grad_x = torch.matmul(grad_code, weight) if need_x else None
         grad_weight = torch.matmul(grad_code.t(), x) if need_weight else None
         return grad_x, grad_weight
-    grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-        grad_code, x, weight, None, stride, padding, dilation, False, [0] * ndim, groups,
-        [need_x, need_weight, False])
+    grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(grad_code, x, weight, None, stride, padding, dilation,
+                                                                 False, [0] * ndim, groups,
+                                                                 [need_x, need_weight, False])
     return grad_x, grad_weight
 
 
-def decode_backward(grad_signal: Tensor, z: Tensor, weight: Tensor, output_padding: List[int],
-                    need_z: bool, need_weight: bool, ndim: int, stride: List[int], padding: List[int],
-                    dilation: List[int], groups: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+def decode_backward(grad_signal: Tensor, z: Tensor, weight: Tensor, output_padding: List[int], need_z: bool,
+                    need_weight: bool, ndim: int, stride: List[int], padding: List[int], dilation: List[int],
+                    groups: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``decode(z, weight, output_padding)`` w.r.t. (z, weight) where asked for."""
     if ndim == 0:
         grad_z = torch.matmul(grad_signal, weight.t()) if need_z else None
         grad_weight = torch.matmul(z.t(), grad_signal) if need_weight else None
         return grad_z, grad_weight
-    grad_z, grad_weight, _ = torch.ops.aten.convolution_backward(
-        grad_signal, z, weight, None, stride, padding, dilation, True, output_padding, groups,
-        [need_z, need_weight, False])
+    grad_z, grad_weight, _ = torch.ops.aten.convolution_backward(grad_signal, z, weight, None, stride, padding,
+                                                                 dilation, True, output_padding, groups,
+                                                                 [need_z, need_weight, False])
     return grad_z, grad_weight
 
 
@@ -84,8 +88,8 @@ class ConvDictionary:
         groups: block-diagonal dictionary with this many blocks.
     """
 
-    def __init__(self, ndim: int, kernel_size: Sequence[int], stride: Sequence[int],
-                 padding: Sequence[int], dilation: Sequence[int], groups: int):
+    def __init__(self, ndim: int, kernel_size: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                 dilation: Sequence[int], groups: int):
         self.ndim = ndim
         self.kernel_size = tuple(kernel_size)
         self.stride = tuple(stride)
@@ -100,11 +104,10 @@ class ConvDictionary:
 
     def code_size(self, signal_size: Sequence[int]) -> List[int]:
         """Spatial size of the code of a signal of spatial size ``signal_size`` (as nn.ConvNd)."""
-        return [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(
-            signal_size, self.kernel_size, self.stride, self.padding, self.dilation)]
+        return [(n + 2 * p - d * (k - 1) - 1) // s + 1
+                for n, k, s, p, d in zip(signal_size, self.kernel_size, self.stride, self.padding, self.dilation)]
 
-    def signal_size(self, code_size: Sequence[int],
-                    output_padding: Optional[Sequence[int]] = None) -> List[int]:
+    def signal_size(self, code_size: Sequence[int], output_padding: Optional[Sequence[int]] = None) -> List[int]:
         """Spatial size conv_transpose decodes ``code_size`` to (output padding default 0)."""
         output_padding = output_padding or [0] * self.ndim
         return [(c - 1) * s - 2 * p + d * (k - 1) + 1 + o for c, k, s, p, d, o in zip(
@@ -133,8 +136,7 @@ class ConvDictionary:
         padding as a constant).
         """
         full = F.conv_transpose1d if self.ndim == 1 else F.conv_transpose2d
-        out = full(z, weight, None, self.stride, self.padding, [s - 1 for s in self.stride], self.groups,
-                   self.dilation)
+        out = full(z, weight, None, self.stride, self.padding, [s - 1 for s in self.stride], self.groups, self.dilation)
         size = signal_shape[2:]
         return out[..., :size[0]] if self.ndim == 1 else out[..., :size[0], :size[1]]
 

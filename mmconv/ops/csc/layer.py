@@ -31,7 +31,7 @@ def cold_start_vector(shape: Sequence[int], device: torch.device) -> torch.Tenso
     for _ in range(2):
         x = ((x ^ (x >> 16)) * 0x45D9F3B) & mask
     x = x ^ (x >> 16)
-    vector = ((x & 0xFFFFFF).to(torch.float32) * 2.0 ** -23 - 1.0).reshape(shape)
+    vector = ((x & 0xFFFFFF).to(torch.float32) * 2.0**-23 - 1.0).reshape(shape)
     return vector / torch.linalg.vector_norm(vector)
 
 
@@ -57,8 +57,8 @@ class SparseCodingLayer(nn.Module):
     """
 
     def __init__(self, weight_shape: Sequence[int], dictionary, num_steps: int, lam: float, solver: str,
-                 non_negative: bool, mu: float, normalize_atoms: bool, step_scale: float,
-                 power_iters: int, power_interval: int, power_max_size: int, recompute: bool, impl: str):
+                 non_negative: bool, mu: float, normalize_atoms: bool, step_scale: float, power_iters: int,
+                 power_interval: int, power_max_size: int, recompute: bool, impl: str):
         super().__init__()
         check_solver(num_steps, solver)
         _check_number('mu', mu, 'a non-negative number', lambda v: v >= 0)
@@ -156,9 +156,8 @@ class SparseCodingLayer(nn.Module):
 
     def _solve(self, signal: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         # The step size is cloned so that a later in-place update cannot invalidate this graph.
-        args = dict(dictionary=self.dictionary, step=self.step_size.clone(), lam=self.lam,
-                    num_steps=self.num_steps, solver=self.solver, non_negative=self.non_negative,
-                    mu=self.mu)
+        args = dict(dictionary=self.dictionary, step=self.step_size.clone(), lam=self.lam, num_steps=self.num_steps,
+                    solver=self.solver, non_negative=self.non_negative, mu=self.mu)
         if use_reference(self.impl):
             solve = sparse_code_reference
         else:
@@ -179,8 +178,7 @@ class SparseCodingLayer(nn.Module):
             signal_shape: shape of the signal in the layer's internal layout (B × C × L… or N × d).
             num_iters: iterations; default ``power_iters``, or :data:`COLD_POWER_ITERS` from scratch.
         """
-        proxy_shape, code_shape = self.dictionary.power_shapes(signal_shape, self.weight.shape,
-                                                               self.power_max_size)
+        proxy_shape, code_shape = self.dictionary.power_shapes(signal_shape, self.weight.shape, self.power_max_size)
         weight = self.weight.detach().float()
         vector = self.power_vector.float()
         if vector.numel() == 0:
@@ -193,23 +191,23 @@ class SparseCodingLayer(nn.Module):
             vector = F.pad(vector, pad)
             vector /= torch.linalg.vector_norm(vector).clamp_min(1e-30)
         with torch.autocast(weight.device.type, enabled=False):
-            vector, lipschitz = power_iteration(self.dictionary, weight, vector, proxy_shape,
-                                                num_iters or self.power_iters)
+            vector, lipschitz = power_iteration(self.dictionary, weight, vector, proxy_shape, num_iters
+                                                or self.power_iters)
         if self.power_vector.shape == vector.shape:
             self.power_vector.copy_(vector)
         else:
             self.power_vector = vector.to(self.power_vector.dtype)
         self.step_size.copy_(self.step_scale / lipschitz.clamp_min(1e-12))
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
         # The power vector's shape follows the training size: adopt the checkpoint's. SDNet
         # checkpoints have none; then the next forward re-estimates η from scratch.
         key = prefix + 'power_vector'
         if key in state_dict:
             self.power_vector = self.power_vector.new_empty(state_dict[key].shape)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
         if key not in state_dict:
             if key in missing_keys:
                 missing_keys.remove(key)
@@ -223,8 +221,7 @@ class SparseCodingLayer(nn.Module):
         signal, z = self._to_signal(x), self._to_signal_codes(codes)
         residual = signal - self.dictionary.decode(z, self.weight, signal.shape)
         dims = tuple(range(1, signal.dim()))
-        value = (0.5 * residual.pow(2).sum(dims) + self.lam * z.abs().sum(dims)
-                 + 0.5 * self.mu * z.pow(2).sum(dims))
+        value = (0.5 * residual.pow(2).sum(dims) + self.lam * z.abs().sum(dims) + 0.5 * self.mu * z.pow(2).sum(dims))
         return value.reshape(self._batch_shape(x))
 
     def extra_repr(self) -> str:

@@ -15,8 +15,8 @@ __all__ = ['CSCConv2d', 'CSCConv1d', 'CSCLinear', 'set_csc_lambda']
 def _per_dim(name: str, value, ndim: int, minimum: int) -> Tuple[int, ...]:
     """``value`` as an ndim-tuple of ints ≥ ``minimum``, from an int or a sequence of ndim ints."""
     values = (value, ) * ndim if isinstance(value, int) and not isinstance(value, bool) else value
-    if (not isinstance(values, (tuple, list)) or len(values) != ndim or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values)):
+    if (not isinstance(values, (tuple, list)) or len(values) != ndim
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values)):
         raise ValueError(f'{name} must be an integer >= {minimum} or a sequence of {ndim} such '
                          f'integers, got {value!r}.')
     return tuple(values)
@@ -27,27 +27,12 @@ class _CSCConvNd(SparseCodingLayer):
 
     _ndim = 2
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: Union[int, Sequence[int]] = 3,
-                 stride: Union[int, Sequence[int]] = 1,
-                 padding: Optional[Union[int, Sequence[int]]] = None,
-                 *,
-                 dilation: Union[int, Sequence[int]] = 1,
-                 groups: int = 1,
-                 num_steps: int = 2,
-                 lam: float = 0.1,
-                 solver: str = 'sdnet_fista',
-                 non_negative: bool = True,
-                 mu: float = 0.0,
-                 normalize_atoms: bool = True,
-                 step_scale: float = 0.9,
-                 power_iters: int = 1,
-                 power_interval: int = 1,
-                 power_max_size: int = 32,
-                 recompute: bool = False,
-                 impl: str = 'auto'):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Union[int, Sequence[int]] = 3,
+                 stride: Union[int, Sequence[int]] = 1, padding: Optional[Union[int, Sequence[int]]] = None, *,
+                 dilation: Union[int, Sequence[int]] = 1, groups: int = 1, num_steps: int = 2, lam: float = 0.1,
+                 solver: str = 'sdnet_fista', non_negative: bool = True, mu: float = 0.0, normalize_atoms: bool = True,
+                 step_scale: float = 0.9, power_iters: int = 1, power_interval: int = 1, power_max_size: int = 32,
+                 recompute: bool = False, impl: str = 'auto'):
         ndim = self._ndim
         check_positive('in_channels', in_channels)
         check_positive('out_channels', out_channels)
@@ -62,11 +47,10 @@ class _CSCConvNd(SparseCodingLayer):
             padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel_size, dilation))
         padding = _per_dim('padding', padding, ndim, 0)
         super().__init__((out_channels, in_channels // groups, *kernel_size),
-                         ConvDictionary(ndim, kernel_size, stride, padding, dilation, groups),
-                         num_steps=num_steps, lam=lam, solver=solver, non_negative=non_negative, mu=mu,
-                         normalize_atoms=normalize_atoms, step_scale=step_scale,
-                         power_iters=power_iters, power_interval=power_interval,
-                         power_max_size=power_max_size, recompute=recompute, impl=impl)
+                         ConvDictionary(ndim, kernel_size, stride, padding, dilation,
+                                        groups), num_steps=num_steps, lam=lam, solver=solver, non_negative=non_negative,
+                         mu=mu, normalize_atoms=normalize_atoms, step_scale=step_scale, power_iters=power_iters,
+                         power_interval=power_interval, power_max_size=power_max_size, recompute=recompute, impl=impl)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
 
@@ -86,8 +70,7 @@ class _CSCConvNd(SparseCodingLayer):
         if tuple(self.dictionary.code_size(output_size)) != code_size:
             raise ValueError(f'output_size must be a size whose code size is {code_size}, '
                              f'got {output_size}.')
-        return self.dictionary.decode(codes, self.weight,
-                                      (codes.shape[0], self.in_channels, *output_size))
+        return self.dictionary.decode(codes, self.weight, (codes.shape[0], self.in_channels, *output_size))
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
@@ -158,28 +141,16 @@ class CSCLinear(SparseCodingLayer):
         x: (…, d) → (…, m).
     """
 
-    def __init__(self,
-                 in_features: int,
-                 out_features: int,
-                 *,
-                 num_steps: int = 2,
-                 lam: float = 0.1,
-                 solver: str = 'sdnet_fista',
-                 non_negative: bool = True,
-                 mu: float = 0.0,
-                 normalize_atoms: bool = True,
-                 step_scale: float = 0.9,
-                 power_iters: int = 1,
-                 power_interval: int = 1,
-                 recompute: bool = False,
+    def __init__(self, in_features: int, out_features: int, *, num_steps: int = 2, lam: float = 0.1,
+                 solver: str = 'sdnet_fista', non_negative: bool = True, mu: float = 0.0, normalize_atoms: bool = True,
+                 step_scale: float = 0.9, power_iters: int = 1, power_interval: int = 1, recompute: bool = False,
                  impl: str = 'auto'):
         check_positive('in_features', in_features)
         check_positive('out_features', out_features)
-        super().__init__((out_features, in_features), LinearDictionary(), num_steps=num_steps, lam=lam,
-                         solver=solver, non_negative=non_negative, mu=mu,
-                         normalize_atoms=normalize_atoms, step_scale=step_scale,
-                         power_iters=power_iters, power_interval=power_interval, power_max_size=1,
-                         recompute=recompute, impl=impl)
+        super().__init__((out_features, in_features), LinearDictionary(), num_steps=num_steps, lam=lam, solver=solver,
+                         non_negative=non_negative, mu=mu, normalize_atoms=normalize_atoms, step_scale=step_scale,
+                         power_iters=power_iters, power_interval=power_interval, power_max_size=1, recompute=recompute,
+                         impl=impl)
         self.in_features, self.out_features = in_features, out_features
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

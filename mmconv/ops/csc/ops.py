@@ -75,9 +75,9 @@ def _refuse_step_size_grad(needs_grad) -> None:
 # ----------------------------------------------------------------------------------- first step
 
 
-def _encode_kernel(weight: Tensor, x: Tensor, step: Tensor, theta: Tensor, scale: Optional[Tensor],
-                   ndim: int, stride: List[int], padding: List[int], dilation: List[int], groups: int,
-                   non_negative: bool, keep_output: bool) -> Tuple[Tensor, Tensor]:
+def _encode_kernel(weight: Tensor, x: Tensor, step: Tensor, theta: Tensor, scale: Optional[Tensor], ndim: int,
+                   stride: List[int], padding: List[int], dilation: List[int], groups: int, non_negative: bool,
+                   keep_output: bool) -> Tuple[Tensor, Tensor]:
     bias = (-theta).to(x.dtype).expand(weight.shape[0]) if non_negative else None
     c = encode(x, weight * step, bias, ndim, stride, padding, dilation, groups)
     return c, _shrink(c, theta, scale, non_negative, inplace=False)
@@ -88,17 +88,17 @@ def csc_encode(weight: Tensor, x: Tensor, step: Tensor, theta: Tensor, scale: Op
                stride: List[int], padding: List[int], dilation: List[int], groups: int, non_negative: bool,
                keep_output: bool) -> Tuple[Tensor, Tensor]:
     """First step: ``(c, z₁)`` with ``c = η Aᵀx − θ·[non-negative]`` and ``z₁ = P(c)``."""
-    return _encode_kernel(weight, x, step, theta, scale, ndim, stride, padding, dilation, groups,
-                          non_negative, keep_output)
+    return _encode_kernel(weight, x, step, theta, scale, ndim, stride, padding, dilation, groups, non_negative,
+                          keep_output)
 
 
 csc_encode.register_fake(_encode_kernel)
 
 
-def _encode_backward_kernel(grad_c: Optional[Tensor], grad_z: Optional[Tensor], x: Tensor, weight: Tensor,
-                            step: Tensor, scale: Optional[Tensor], support: Tensor, ndim: int,
-                            stride: List[int], padding: List[int], dilation: List[int], groups: int,
-                            non_negative: bool, need_weight: bool, need_x: bool) -> Tuple[Tensor, Tensor]:
+def _encode_backward_kernel(grad_c: Optional[Tensor], grad_z: Optional[Tensor], x: Tensor, weight: Tensor, step: Tensor,
+                            scale: Optional[Tensor], support: Tensor, ndim: int, stride: List[int], padding: List[int],
+                            dilation: List[int], groups: int, non_negative: bool, need_weight: bool,
+                            need_x: bool) -> Tuple[Tensor, Tensor]:
     grad = grad_c
     if grad_z is not None:
         grad = _through_shrink(grad_z, support, scale, non_negative)
@@ -106,8 +106,8 @@ def _encode_backward_kernel(grad_c: Optional[Tensor], grad_z: Optional[Tensor], 
             grad.add_(grad_c)
     grad_x = grad_weight = None
     if grad is not None:
-        grad_x, grad_weight = encode_backward(grad, x, weight * step, need_x, need_weight, ndim, stride,
-                                              padding, dilation, groups)
+        grad_x, grad_weight = encode_backward(grad, x, weight * step, need_x, need_weight, ndim, stride, padding,
+                                              dilation, groups)
     if grad_weight is not None:
         grad_weight.mul_(step)
     empty = weight.new_empty(0)
@@ -115,21 +115,21 @@ def _encode_backward_kernel(grad_c: Optional[Tensor], grad_z: Optional[Tensor], 
 
 
 @torch.library.custom_op(f'{NAMESPACE}::csc_encode_backward', mutates_args=())
-def csc_encode_backward(grad_c: Optional[Tensor], grad_z: Optional[Tensor], x: Tensor, weight: Tensor,
-                        step: Tensor, scale: Optional[Tensor], support: Tensor, ndim: int, stride: List[int],
-                        padding: List[int], dilation: List[int], groups: int, non_negative: bool,
-                        need_weight: bool, need_x: bool) -> Tuple[Tensor, Tensor]:
+def csc_encode_backward(grad_c: Optional[Tensor], grad_z: Optional[Tensor], x: Tensor, weight: Tensor, step: Tensor,
+                        scale: Optional[Tensor], support: Tensor, ndim: int, stride: List[int], padding: List[int],
+                        dilation: List[int], groups: int, non_negative: bool, need_weight: bool,
+                        need_x: bool) -> Tuple[Tensor, Tensor]:
     """``(∂weight, ∂x)`` of :func:`csc_encode` (empty where not asked for); ``support`` is z₁ or its mask."""
-    return _encode_backward_kernel(grad_c, grad_z, x, weight, step, scale, support, ndim, stride, padding,
-                                   dilation, groups, non_negative, need_weight, need_x)
+    return _encode_backward_kernel(grad_c, grad_z, x, weight, step, scale, support, ndim, stride, padding, dilation,
+                                   groups, non_negative, need_weight, need_x)
 
 
 csc_encode_backward.register_fake(_encode_backward_kernel)
 
 
 def _encode_setup_context(ctx, inputs, output) -> None:
-    (weight, x, step, theta, scale, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation, ctx.groups,
-     ctx.non_negative, keep_output) = inputs
+    (weight, x, step, theta, scale, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation, ctx.groups, ctx.non_negative,
+     keep_output) = inputs
     z = output[1]
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(x, weight, step, scale, z if keep_output else _support(z, ctx.non_negative))
@@ -142,9 +142,9 @@ def _encode_backward(ctx, grad_c, grad_z):
     if not (need_weight or need_x) or (grad_c is None and grad_z is None):
         return (None, None) + nothing
     x, weight, step, scale, support = ctx.saved_tensors
-    grad_weight, grad_x = csc_encode_backward(grad_c, grad_z, x, weight, step, scale, support, ctx.ndim,
-                                              ctx.stride, ctx.padding, ctx.dilation, ctx.groups,
-                                              ctx.non_negative, need_weight, need_x)
+    grad_weight, grad_x = csc_encode_backward(grad_c, grad_z, x, weight, step, scale, support, ctx.ndim, ctx.stride,
+                                              ctx.padding, ctx.dilation, ctx.groups, ctx.non_negative, need_weight,
+                                              need_x)
     return (grad_weight if need_weight else None, grad_x if need_x else None) + nothing
 
 
@@ -172,10 +172,10 @@ def _step_convolutions(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Ten
     return encode(decoded, weight * -step, None, *geometry), decoded
 
 
-def _step_kernel(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
-                 step: Tensor, theta: Tensor, scale: Optional[Tensor], ndim: int, stride: List[int],
-                 padding: List[int], dilation: List[int], groups: int, non_negative: bool, keep_output: bool,
-                 recompute: bool, fused: bool = False) -> Tuple[Tensor, Tensor]:
+def _step_kernel(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor, step: Tensor, theta: Tensor,
+                 scale: Optional[Tensor], ndim: int, stride: List[int], padding: List[int], dilation: List[int],
+                 groups: int, non_negative: bool, keep_output: bool, recompute: bool,
+                 fused: bool = False) -> Tuple[Tensor, Tensor]:
     """The step's kernels; ``fused`` (the op on real tensors, not the fake kernel) lets CUDA codes take
     the sum, shrink and scale in one Triton pass."""
     geometry = (ndim, stride, padding, dilation, groups)
@@ -189,26 +189,24 @@ def _step_kernel(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], 
 
 
 @torch.library.custom_op(f'{NAMESPACE}::csc_step', mutates_args=())
-def csc_step(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor,
-             step: Tensor, theta: Tensor, scale: Optional[Tensor], ndim: int, stride: List[int], padding: List[int],
-             dilation: List[int], groups: int, non_negative: bool, keep_output: bool,
-             recompute: bool) -> Tuple[Tensor, Tensor]:
+def csc_step(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor, step: Tensor, theta: Tensor,
+             scale: Optional[Tensor], ndim: int, stride: List[int], padding: List[int], dilation: List[int],
+             groups: int, non_negative: bool, keep_output: bool, recompute: bool) -> Tuple[Tensor, Tensor]:
     """A later step: ``(z, A p)`` with ``z = P(y + c − η AᵀA p)``, p = ``point`` or y when None.
 
     ``x`` (the signal) only gives the size ``A`` decodes to: its values are not read.
     """
-    return _step_kernel(weight, x, y, point, c, step, theta, scale, ndim, stride, padding, dilation,
-                        groups, non_negative, keep_output, recompute, fused=True)
+    return _step_kernel(weight, x, y, point, c, step, theta, scale, ndim, stride, padding, dilation, groups,
+                        non_negative, keep_output, recompute, fused=True)
 
 
 csc_step.register_fake(_step_kernel)
 
 
-def _step_backward_kernel(grad_z: Optional[Tensor], grad_decoded: Optional[Tensor], support: Tensor,
-                          weight: Tensor, step: Tensor, scale: Optional[Tensor],
-                          point: Tensor, decoded: Optional[Tensor], output_padding: List[int], ndim: int,
-                          stride: List[int], padding: List[int], dilation: List[int], groups: int,
-                          non_negative: bool, need_weight: bool, need_point: bool,
+def _step_backward_kernel(grad_z: Optional[Tensor], grad_decoded: Optional[Tensor], support: Tensor, weight: Tensor,
+                          step: Tensor, scale: Optional[Tensor], point: Tensor, decoded: Optional[Tensor],
+                          output_padding: List[int], ndim: int, stride: List[int], padding: List[int],
+                          dilation: List[int], groups: int, non_negative: bool, need_weight: bool, need_point: bool,
                           add_to_point: bool) -> Tuple[Tensor, Tensor, Tensor]:
     geometry = (ndim, stride, padding, dilation, groups)
     grad_v = None if grad_z is None else _through_shrink(grad_z, support, scale, non_negative)
@@ -217,54 +215,52 @@ def _step_backward_kernel(grad_z: Optional[Tensor], grad_decoded: Optional[Tenso
         # z = P(y + c + conv(A p, −ηW)): back through the analysis conv, then the synthesis A p.
         if decoded is None:
             decoded = decode(point, weight, output_padding, *geometry)
-        grad_signal, grad_analysis = encode_backward(grad_v, decoded, weight * -step, True, need_weight,
-                                                     *geometry)
+        grad_signal, grad_analysis = encode_backward(grad_v, decoded, weight * -step, True, need_weight, *geometry)
         if grad_decoded is not None:
             grad_signal.add_(grad_decoded)
     else:
         grad_signal = grad_decoded
     grad_point = grad_weight = None
     if grad_signal is not None and (need_weight or need_point):
-        grad_point, grad_weight = decode_backward(grad_signal, point, weight, output_padding, need_point,
-                                                  need_weight, *geometry)
+        grad_point, grad_weight = decode_backward(grad_signal, point, weight, output_padding, need_point, need_weight,
+                                                  *geometry)
         if grad_analysis is not None:
             grad_weight.addcmul_(grad_analysis, step, value=-1)
     if add_to_point and grad_v is not None:
         grad_point = grad_v.clone() if grad_point is None else grad_point.add_(grad_v)
     return (weight.new_empty(0) if grad_weight is None else grad_weight,
-            point.new_empty(0) if grad_v is None else grad_v,
-            point.new_empty(0) if grad_point is None else grad_point)
+            point.new_empty(0) if grad_v is None else grad_v, point.new_empty(0) if grad_point is None else grad_point)
 
 
 @torch.library.custom_op(f'{NAMESPACE}::csc_step_backward', mutates_args=())
 def csc_step_backward(grad_z: Optional[Tensor], grad_decoded: Optional[Tensor], support: Tensor, weight: Tensor,
-                      step: Tensor, scale: Optional[Tensor], point: Tensor,
-                      decoded: Optional[Tensor], output_padding: List[int], ndim: int, stride: List[int],
-                      padding: List[int], dilation: List[int], groups: int, non_negative: bool,
-                      need_weight: bool, need_point: bool, add_to_point: bool) -> Tuple[Tensor, Tensor, Tensor]:
+                      step: Tensor, scale: Optional[Tensor], point: Tensor, decoded: Optional[Tensor],
+                      output_padding: List[int], ndim: int, stride: List[int], padding: List[int], dilation: List[int],
+                      groups: int, non_negative: bool, need_weight: bool, need_point: bool,
+                      add_to_point: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """``(∂weight, ∂v, ∂p)`` of :func:`csc_step` (empty where not asked for or zero).
 
     ∂v, the gradient of the shrink's argument, is the gradient of y and of c; with ``add_to_point``
     (the step's gradient point is y itself) it is added into ∂p. ``decoded`` is the saved ``A p``,
     or None to decode it again.
     """
-    return _step_backward_kernel(grad_z, grad_decoded, support, weight, step, scale, point, decoded,
-                                 output_padding, ndim, stride, padding, dilation, groups, non_negative,
-                                 need_weight, need_point, add_to_point)
+    return _step_backward_kernel(grad_z, grad_decoded, support, weight, step, scale, point, decoded, output_padding,
+                                 ndim, stride, padding, dilation, groups, non_negative, need_weight, need_point,
+                                 add_to_point)
 
 
 csc_step_backward.register_fake(_step_backward_kernel)
 
 
 def _step_setup_context(ctx, inputs, output) -> None:
-    (weight, x, y, point, c, step, theta, scale, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation,
-     ctx.groups, ctx.non_negative, keep_output, recompute) = inputs
+    (weight, x, y, point, c, step, theta, scale, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation, ctx.groups,
+     ctx.non_negative, keep_output, recompute) = inputs
     z, decoded = output
     ctx.output_padding = _output_padding(x, c, weight, ctx.ndim, ctx.stride, ctx.padding, ctx.dilation)
     ctx.set_materialize_grads(False)
     ctx.gradient_at_y = point is None
-    ctx.save_for_backward(weight, step, scale, y if point is None else point,
-                          None if recompute else decoded, z if keep_output else _support(z, ctx.non_negative))
+    ctx.save_for_backward(weight, step, scale, y if point is None else point, None if recompute else decoded,
+                          z if keep_output else _support(z, ctx.non_negative))
 
 
 def _step_backward(ctx, grad_z, grad_decoded):
@@ -275,14 +271,14 @@ def _step_backward(ctx, grad_z, grad_decoded):
         return (None, ) * 5 + nothing
     weight, step, scale, point, decoded, support = ctx.saved_tensors
     at_y = ctx.gradient_at_y
-    grad_weight, grad_v, grad_point = csc_step_backward(
-        grad_z, grad_decoded, support, weight, step, scale, point, decoded, ctx.output_padding,
-        ctx.ndim, ctx.stride, ctx.padding, ctx.dilation, ctx.groups, ctx.non_negative, need_weight,
-        need_point or (at_y and need_y), at_y and need_y)
+    grad_weight, grad_v, grad_point = csc_step_backward(grad_z, grad_decoded, support, weight, step, scale, point,
+                                                        decoded, ctx.output_padding, ctx.ndim, ctx.stride, ctx.padding,
+                                                        ctx.dilation, ctx.groups, ctx.non_negative, need_weight,
+                                                        need_point or (at_y and need_y), at_y and need_y)
     has_v = grad_z is not None
     grad_y = (grad_point if at_y else grad_v if has_v else None) if need_y else None
-    return (grad_weight if need_weight else None, None, grad_y,
-            grad_point if need_point and not at_y else None, grad_v if need_c and has_v else None) + nothing
+    return (grad_weight if need_weight else None, None, grad_y, grad_point if need_point and not at_y else None,
+            grad_v if need_c and has_v else None) + nothing
 
 
 csc_step.register_autograd(_step_backward, setup_context=_step_setup_context)

@@ -17,9 +17,9 @@ def check_solver(num_steps: int, solver: str) -> None:
     check_choice('solver', solver, SOLVERS)
 
 
-def sparse_code_reference(x: torch.Tensor, weight: torch.Tensor, dictionary, step: torch.Tensor,
-                          lam: float, num_steps: int = 2, solver: str = 'sdnet_fista',
-                          non_negative: bool = True, mu: float = 0.0) -> torch.Tensor:
+def sparse_code_reference(x: torch.Tensor, weight: torch.Tensor, dictionary, step: torch.Tensor, lam: float,
+                          num_steps: int = 2, solver: str = 'sdnet_fista', non_negative: bool = True,
+                          mu: float = 0.0) -> torch.Tensor:
     """The SDNet recursion written out with autograd (arguments as :func:`~.solver.sparse_code`).
 
     Plain and slow on purpose: the residual ``x − A z`` is formed explicitly and every intermediate is

@@ -23,9 +23,9 @@ def fista_momentum(num_steps: int) -> List[float]:
     return betas
 
 
-def sparse_code(x: torch.Tensor, weight: torch.Tensor, dictionary, step: torch.Tensor, lam: float,
-                num_steps: int = 2, solver: str = 'sdnet_fista', non_negative: bool = True,
-                mu: float = 0.0, recompute: bool = False) -> torch.Tensor:
+def sparse_code(x: torch.Tensor, weight: torch.Tensor, dictionary, step: torch.Tensor, lam: float, num_steps: int = 2,
+                solver: str = 'sdnet_fista', non_negative: bool = True, mu: float = 0.0,
+                recompute: bool = False) -> torch.Tensor:
     """Unrolled proximal-gradient sparse coding, memory-lean (same result as the reference).
 
     Args:
@@ -61,6 +61,6 @@ def sparse_code(x: torch.Tensor, weight: torch.Tensor, dictionary, step: torch.T
         beta = betas[k - 1]
         y = z if beta == 0 else torch.add(z, z - z_prev, alpha=beta)
         point = None if solver == 'fista' or y is z else z
-        z_prev, z = z, csc_step(weight, x, y, point, c, step, theta, scale, *geometry, non_negative,
-                                saved_as_point(k), recompute)[0]
+        z_prev, z = z, csc_step(weight, x, y, point, c, step, theta, scale, *geometry, non_negative, saved_as_point(k),
+                                recompute)[0]
     return z

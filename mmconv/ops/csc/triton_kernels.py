@@ -26,9 +26,10 @@ def _shrink_sum_kernel(pre_ptr, c_ptr, y_ptr, theta_ptr, scale_ptr, numel, NON_N
                        HAS_SCALE: tl.constexpr, BLOCK: tl.constexpr):
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < numel
-    v = (tl.load(pre_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-         + tl.load(c_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-         + tl.load(y_ptr + offsets, mask=mask, other=0.0).to(tl.float32))
+    v = (
+        tl.load(pre_ptr + offsets, mask=mask, other=0.0).to(tl.float32) +
+        tl.load(c_ptr + offsets, mask=mask, other=0.0).to(tl.float32) +
+        tl.load(y_ptr + offsets, mask=mask, other=0.0).to(tl.float32))
     if NON_NEGATIVE:  # θ is already in c (its encode bias), so the proximal map is a ReLU
         z = tl.maximum(v, 0.0)
     else:
@@ -50,7 +51,6 @@ def triton_shrink_sum(pre: torch.Tensor, c: torch.Tensor, y: torch.Tensor, theta
     """
     check_triton_device('CSC', pre, c, y)
     if pre.numel():
-        _shrink_sum_kernel[(triton.cdiv(pre.numel(), BLOCK),)](
-            pre, c, y, theta, scale if scale is not None else theta, pre.numel(), non_negative, scale is not None,
-            BLOCK)
+        _shrink_sum_kernel[(triton.cdiv(pre.numel(), BLOCK), )](pre, c, y, theta, scale if scale is not None else theta,
+                                                                pre.numel(), non_negative, scale is not None, BLOCK)
     return pre

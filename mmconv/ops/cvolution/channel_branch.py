@@ -60,13 +60,13 @@ def _(x, weight, groups):
 
 
 @torch.library.custom_op(f'{NAMESPACE}::channel_branch_mean_backward', mutates_args=())
-def channel_branch_mean_backward(grad_mean: Tensor, rect: Tensor, weight: Tensor, groups: int, height: int,
-                                 width: int, input_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+def channel_branch_mean_backward(grad_mean: Tensor, rect: Tensor, weight: Tensor, groups: int, height: int, width: int,
+                                 input_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
     """∂x (B×C×H×W in ``input_dtype``) and ∂weight of the mean, from the saved window means."""
     kernel_size = weight.shape[-1]
     grad_rect, grad_weight, _ = torch.ops.aten.convolution_backward(
-        grad_mean.to(rect.dtype), rect, weight.to(rect.dtype), None, [1, 1], [0, 0], [1, 1], False,
-        [0, 0], groups, [True, True, False])
+        grad_mean.to(rect.dtype), rect, weight.to(rect.dtype), None, [1, 1], [0, 0], [1, 1], False, [0, 0], groups,
+        [True, True, False])
     rows = window_indicator(height, kernel_size, rect.dtype, rect.device)
     cols = window_indicator(width, kernel_size, input_dtype, rect.device)
     # ∂x[i, j] = Σ_{u,v} R[i, u] · ∂rect[u, v] · C[j, v] / (H·W): one pass over the B×C×H×W output.
@@ -76,8 +76,7 @@ def channel_branch_mean_backward(grad_mean: Tensor, rect: Tensor, weight: Tensor
 
 @channel_branch_mean_backward.register_fake
 def _(grad_mean, rect, weight, groups, height, width, input_dtype):
-    return (rect.new_empty((rect.shape[0], rect.shape[1], height, width), dtype=input_dtype),
-            torch.empty_like(weight))
+    return (rect.new_empty((rect.shape[0], rect.shape[1], height, width), dtype=input_dtype), torch.empty_like(weight))
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -89,8 +88,8 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_mean, _grad_rect):
     rect, weight = ctx.saved_tensors
-    grad_x, grad_weight = channel_branch_mean_backward(grad_mean, rect, weight, ctx.groups, ctx.height,
-                                                       ctx.width, ctx.input_dtype)
+    grad_x, grad_weight = channel_branch_mean_backward(grad_mean, rect, weight, ctx.groups, ctx.height, ctx.width,
+                                                       ctx.input_dtype)
     return grad_x, grad_weight, None
 
 
@@ -110,4 +109,4 @@ def channel_branch_flops(inputs, outputs) -> int:
     batch, channels, height, width = value_shape(inputs[0])
     out_channels, in_per_group, kernel_size, _ = value_shape(inputs[1])
     pixels = batch * height * width
-    return pixels * out_channels * in_per_group * kernel_size ** 2 + pixels * channels
+    return pixels * out_channels * in_per_group * kernel_size**2 + pixels * channels

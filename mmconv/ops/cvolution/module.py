@@ -44,12 +44,11 @@ class CVolution(Involution):
             raise ValueError(f'channels must be a multiple of cq_groups={cq_groups}, got {channels}.')
         check_choice('gate', gate, GATES)
         check_choice('kernel_from', kernel_from, KERNEL_SOURCES)
-        super().__init__(channels, kernel_size, stride, reduction_ratio, group_channels, dilation,
-                         impl=impl, reduce_bias=True)
+        super().__init__(channels, kernel_size, stride, reduction_ratio, group_channels, dilation, impl=impl,
+                         reduce_bias=True)
         self.gate = gate
         self.kernel_from = kernel_from
-        self.conv_q = nn.Conv2d(channels, channels, cq_kernel, padding=cq_kernel // 2, groups=cq_groups,
-                                bias=False)
+        self.conv_q = nn.Conv2d(channels, channels, cq_kernel, padding=cq_kernel // 2, groups=cq_groups, bias=False)
         self.pool_q = nn.AdaptiveAvgPool2d(1)
 
     def channel_scale(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,5 +20,4 @@ CUDA kernels) and :mod:`.module` (:class:`Involution`).
 from .module import ConvNormAct, Involution, involution_aggregate
 from .reference import aggregate_reference, aggregation_output_size
 
-__all__ = ['ConvNormAct', 'Involution', 'aggregate_reference', 'aggregation_output_size',
-           'involution_aggregate']
+__all__ = ['ConvNormAct', 'Involution', 'aggregate_reference', 'aggregation_output_size', 'involution_aggregate']

@@ -12,8 +12,8 @@ from .reference import aggregate_reference, aggregation_output_size
 __all__ = ['ConvNormAct', 'Involution', 'involution_aggregate']
 
 
-def involution_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1,
-                         dilation: int = 1, impl: str = 'auto') -> torch.Tensor:
+def involution_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1, dilation: int = 1,
+                         impl: str = 'auto') -> torch.Tensor:
     """Weight every K×K neighbourhood of ``x`` by a per-pixel kernel shared by each channel group.
 
     Args:
@@ -34,7 +34,7 @@ def involution_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int
         raise ValueError(f'x must be B×C×H×W and kernel B×G×K²×H\'×W\', got {tuple(x.shape)} and '
                          f'{tuple(kernel.shape)}.')
     out_hw = tuple(aggregation_output_size(size, kernel_size, stride, dilation) for size in x.shape[2:])
-    expected = (x.shape[0], kernel.shape[1], kernel_size ** 2) + out_hw
+    expected = (x.shape[0], kernel.shape[1], kernel_size**2) + out_hw
     if tuple(kernel.shape) != expected or x.shape[1] % kernel.shape[1]:
         raise ValueError(f'kernel must have shape B×G×K²×H\'×W\' = {expected} with G dividing '
                          f'{x.shape[1]} channels, got {tuple(kernel.shape)}.')
@@ -51,8 +51,8 @@ class ConvNormAct(nn.Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool,
-                 norm_layer: Optional[Callable[[int], nn.Module]] = None,
-                 act_layer: Optional[Callable[[], nn.Module]] = None):
+                 norm_layer: Optional[Callable[[int],
+                                               nn.Module]] = None, act_layer: Optional[Callable[[], nn.Module]] = None):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
         if norm_layer is not None:
@@ -95,8 +95,7 @@ class Involution(nn.Module):
     def __init__(self, channels: int, kernel_size: int = 7, stride: int = 1, reduction_ratio: int = 4,
                  group_channels: int = 16, dilation: int = 1,
                  norm_layer: Optional[Callable[[int], nn.Module]] = nn.BatchNorm2d,
-                 act_layer: Optional[Callable[[], nn.Module]] = nn.ReLU, impl: str = 'auto',
-                 reduce_bias: bool = False):
+                 act_layer: Optional[Callable[[], nn.Module]] = nn.ReLU, impl: str = 'auto', reduce_bias: bool = False):
         super().__init__()
         check_positive('channels', channels)
         check_positive_odd('kernel_size', kernel_size)
@@ -118,10 +117,10 @@ class Involution(nn.Module):
         self.groups = channels // group_channels
         self.impl = impl
         hidden = channels // reduction_ratio
-        self.avgpool = (nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
-                        if stride > 1 else nn.Identity())
+        self.avgpool = (
+            nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity())
         self.conv1 = ConvNormAct(channels, hidden, reduce_bias, norm_layer, act_layer)
-        self.conv2 = ConvNormAct(hidden, kernel_size ** 2 * self.groups, bias=True)
+        self.conv2 = ConvNormAct(hidden, kernel_size**2 * self.groups, bias=True)
 
     def init_span_variance_preserving(self, gain: float = 2.0) -> None:
         """Start as a static kernel that multiplies the input's second moment by ``gain`` (2 before
@@ -137,16 +136,15 @@ class Involution(nn.Module):
         """
         span = self.conv2.conv
         nn.init.zeros_(span.weight)
-        nn.init.normal_(span.bias, 0.0, (gain / self.kernel_size ** 2) ** 0.5)
+        nn.init.normal_(span.bias, 0.0, (gain / self.kernel_size**2)**0.5)
 
     def generate_kernel(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel kernels B×G×K²×H'×W' generated from (pooled) ``x``."""
         weight = self.conv2(self.conv1(self.avgpool(x)))
-        return weight.view(x.shape[0], self.groups, self.kernel_size ** 2, *weight.shape[-2:])
+        return weight.view(x.shape[0], self.groups, self.kernel_size**2, *weight.shape[-2:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return involution_aggregate(x, self.generate_kernel(x), self.kernel_size, self.stride,
-                                    self.dilation, self.impl)
+        return involution_aggregate(x, self.generate_kernel(x), self.kernel_size, self.stride, self.dilation, self.impl)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, '

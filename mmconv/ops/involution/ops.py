@@ -42,8 +42,8 @@ def _(x, kernel, kernel_size, stride, dilation):
 
 
 @torch.library.custom_op(f'{NAMESPACE}::involution_grad_input', mutates_args=())
-def grad_input(grad_out: Tensor, kernel: Tensor, kernel_size: int, stride: int, dilation: int,
-               height: int, width: int) -> Tensor:
+def grad_input(grad_out: Tensor, kernel: Tensor, kernel_size: int, stride: int, dilation: int, height: int,
+               width: int) -> Tensor:
     """The aggregation's gradient with respect to ``x`` (H×W) for ``grad_out``."""
     if use_triton(grad_out, kernel):
         from .triton_kernels import triton_grad_input
@@ -58,8 +58,7 @@ def _(grad_out, kernel, kernel_size, stride, dilation, height, width):
 
 
 @torch.library.custom_op(f'{NAMESPACE}::involution_grad_kernel', mutates_args=())
-def grad_kernel(grad_out: Tensor, x: Tensor, kernel_size: int, stride: int, dilation: int,
-                groups: int) -> Tensor:
+def grad_kernel(grad_out: Tensor, x: Tensor, kernel_size: int, stride: int, dilation: int, groups: int) -> Tensor:
     """The aggregation's gradient with respect to the kernel (``groups`` groups) for ``grad_out``."""
     if use_triton(grad_out, x):
         from .triton_kernels import triton_grad_kernel
@@ -69,7 +68,7 @@ def grad_kernel(grad_out: Tensor, x: Tensor, kernel_size: int, stride: int, dila
 
 @grad_kernel.register_fake
 def _(grad_out, x, kernel_size, stride, dilation, groups):
-    return grad_out.new_empty((grad_out.shape[0], groups, kernel_size ** 2, *grad_out.shape[2:]),
+    return grad_out.new_empty((grad_out.shape[0], groups, kernel_size**2, *grad_out.shape[2:]),
                               dtype=torch.promote_types(grad_out.dtype, x.dtype))
 
 

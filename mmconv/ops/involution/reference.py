@@ -19,7 +19,6 @@ def aggregate_reference(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int,
     """
     batch, channels = x.shape[:2]
     _, groups, taps, out_h, out_w = kernel.shape
-    columns = F.unfold(x, kernel_size, dilation=dilation, padding=dilation * (kernel_size - 1) // 2,
-                       stride=stride)
+    columns = F.unfold(x, kernel_size, dilation=dilation, padding=dilation * (kernel_size - 1) // 2, stride=stride)
     columns = columns.view(batch, groups, channels // groups, taps, out_h, out_w)
     return (kernel.unsqueeze(2) * columns).sum(dim=3).view(batch, channels, out_h, out_w)

@@ -16,8 +16,7 @@ import torch
 from ..cpu_chunks import chunks_of, for_each_chunk
 from ..precision import accumulation_dtype
 
-__all__ = ['plan_taps', 'tap_loop_aggregate', 'tap_loop_grad_input',
-           'tap_loop_grad_kernel', 'tap_windows']
+__all__ = ['plan_taps', 'tap_loop_aggregate', 'tap_loop_grad_input', 'tap_loop_grad_kernel', 'tap_windows']
 
 
 def tap_windows(kernel_size: int, stride: int, dilation: int, in_size: int,
@@ -64,8 +63,7 @@ class TapPlan(NamedTuple):
     wrapped_columns: List[Tuple[int, slice]]
 
 
-def plan_taps(kernel_size: int, stride: int, dilation: int, in_hw: Tuple[int, int],
-              out_hw: Tuple[int, int]) -> TapPlan:
+def plan_taps(kernel_size: int, stride: int, dilation: int, in_hw: Tuple[int, int], out_hw: Tuple[int, int]) -> TapPlan:
     """Slices of every tap, flattened for stride 1 and two-dimensional otherwise.
 
     With stride 1 a tap (u, v) shifts the flattened image by a constant ``a·W + b`` (a, b the row
@@ -88,8 +86,8 @@ def plan_taps(kernel_size: int, stride: int, dilation: int, in_hw: Tuple[int, in
             shift = (dilation * u - padding) * width + dilation * v - padding
             start = max(row[0].start * width, -shift)
             stop = min(row[0].stop * width, height * width - shift)
-            taps.append((u * kernel_size + v, (slice(start, stop),), (slice(start + shift, stop + shift),)))
-    taps.sort(key=lambda tap: tap[0] != kernel_size ** 2 // 2)  # stable: the centre first
+            taps.append((u * kernel_size + v, (slice(start, stop), ), (slice(start + shift, stop + shift), )))
+    taps.sort(key=lambda tap: tap[0] != kernel_size**2 // 2)  # stable: the centre first
     grid = (kernel_size, kernel_size, *out_hw)
     if stride > 1:
         return TapPlan(in_hw, out_hw, taps, False, grid, [])
@@ -98,7 +96,7 @@ def plan_taps(kernel_size: int, stride: int, dilation: int, in_hw: Tuple[int, in
         if col is not None:
             wrapped += [(v, columns) for columns in (slice(0, col[0].start), slice(col[0].stop, width))
                         if columns.stop > columns.start]
-    return TapPlan((height * width,), (height * width,), taps, True, grid, wrapped)
+    return TapPlan((height * width, ), (height * width, ), taps, True, grid, wrapped)
 
 
 def wrapped_column_mask(plan: TapPlan, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -120,8 +118,8 @@ def kernel_for_taps(kernel: torch.Tensor, plan: TapPlan, mask: Optional[torch.Te
     if mask is None:
         return kernel.to(dtype)
     masked = torch.empty(kernel.shape, dtype=dtype, device=kernel.device)
-    torch.mul(kernel.view(kernel.shape[0], *plan.kernel_grid), mask,
-              out=masked.view(kernel.shape[0], *plan.kernel_grid))
+    torch.mul(
+        kernel.view(kernel.shape[0], *plan.kernel_grid), mask, out=masked.view(kernel.shape[0], *plan.kernel_grid))
     return masked
 
 
@@ -160,8 +158,7 @@ def gather_taps(out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, plan: 
     (centre, out_index, in_index), *others = plan.taps
     _assign_product(out, x[(..., *in_index)], planes[centre][(..., *out_index)])
     if others:  # on an image smaller than the kernel, the centre may be the only tap inside
-        torch._foreach_addcmul_([out[(..., *o)] for _, o, _ in others],
-                                [x[(..., *i)] for _, _, i in others],
+        torch._foreach_addcmul_([out[(..., *o)] for _, o, _ in others], [x[(..., *i)] for _, _, i in others],
                                 [planes[tap][(..., *o)] for tap, o, _ in others])
 
 
@@ -173,11 +170,9 @@ def scatter_taps(grad_x: torch.Tensor, grad_out: torch.Tensor, kernel: torch.Ten
     taps, planes = plan.taps, _kernel_planes(kernel)
     if plan.centre_reads_all:
         (centre, out_index, in_index), *taps = taps
-        _assign_product(grad_x[(..., *in_index)], grad_out[(..., *out_index)],
-                        planes[centre][(..., *out_index)])
+        _assign_product(grad_x[(..., *in_index)], grad_out[(..., *out_index)], planes[centre][(..., *out_index)])
     if taps:
-        torch._foreach_addcmul_([grad_x[(..., *i)] for _, _, i in taps],
-                                [grad_out[(..., *o)] for _, o, _ in taps],
+        torch._foreach_addcmul_([grad_x[(..., *i)] for _, _, i in taps], [grad_out[(..., *o)] for _, o, _ in taps],
                                 [planes[tap][(..., *o)] for tap, o, _ in taps])
 
 
@@ -195,15 +190,14 @@ def zero_outside_taps(grad_kernel: torch.Tensor, plan: TapPlan) -> torch.Tensor:
             outside.append(plane)
             continue
         for dim, window in enumerate(windows[tap], start=1):
-            lead = (slice(None),) * dim
+            lead = (slice(None), ) * dim
             outside += [plane[(*lead, slice(0, window.start))], plane[(*lead, slice(window.stop, None))]]
     if outside:
         torch._foreach_zero_(outside)
     return grad_kernel
 
 
-def correlate_taps(grad_kernel: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor,
-                   plan: TapPlan) -> None:
+def correlate_taps(grad_kernel: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor, plan: TapPlan) -> None:
     """grad_kernel: ``grad_kernel[tap][o] = Σ_c grad_out[c, o] · x[c, tap input]`` for every tap.
 
     One product buffer is reused by every tap, so the channel sums make no fresh temporaries.
@@ -240,8 +234,8 @@ def tap_loop_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, 
     return out.to(out_dtype)
 
 
-def tap_loop_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
-                        dilation: int, height: int, width: int) -> torch.Tensor:
+def tap_loop_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int,
+                        height: int, width: int) -> torch.Tensor:
     """∂x: B×C×H'×W' and B×G×K²×H'×W' → B×C×H×W in the promoted dtype."""
     batch, channels, out_h, out_w = grad_out.shape
     _, groups, taps, _, _ = kernel.shape
@@ -261,22 +255,20 @@ def tap_loop_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_siz
     return grad_x.view(batch, channels, height, width).to(dtype)
 
 
-def tap_loop_grad_kernel(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int,
-                         dilation: int, groups: int) -> torch.Tensor:
+def tap_loop_grad_kernel(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int, dilation: int,
+                         groups: int) -> torch.Tensor:
     """∂kernel: B×C×H'×W' and B×C×H×W → B×G×K²×H'×W' in the promoted dtype."""
     batch, channels, out_h, out_w = grad_out.shape
     height, width = x.shape[2:]
     dtype = torch.promote_types(grad_out.dtype, x.dtype)
     acc_dtype = accumulation_dtype(dtype)
     plan = plan_taps(kernel_size, stride, dilation, (height, width), (out_h, out_w))
-    units, group_channels, taps = batch * groups, channels // groups, kernel_size ** 2
+    units, group_channels, taps = batch * groups, channels // groups, kernel_size**2
     # Upcast once so every product below is formed in the accumulation precision.
     x_units = _units(x, units, (group_channels, *plan.in_shape), acc_dtype)
     grad_units = _units(grad_out, units, (group_channels, *plan.out_shape), acc_dtype)
-    grad_kernel = zero_outside_taps(
-        torch.empty((units, taps, *plan.out_shape), dtype=acc_dtype, device=x.device), plan)
-    for_each_chunk(
-        lambda chunk: correlate_taps(grad_kernel[chunk], grad_units[chunk], x_units[chunk], plan),
-        chunks_of(units, x_units[0].nbytes + grad_units[0].nbytes if units else 0, x.device), x.device)
+    grad_kernel = zero_outside_taps(torch.empty((units, taps, *plan.out_shape), dtype=acc_dtype, device=x.device), plan)
+    for_each_chunk(lambda chunk: correlate_taps(grad_kernel[chunk], grad_units[chunk], x_units[chunk], plan),
+                   chunks_of(units, x_units[0].nbytes + grad_units[0].nbytes if units else 0, x.device), x.device)
     zero_wrapped_columns(grad_kernel, plan)  # the flattened slices also multiplied those reads
     return grad_kernel.view(batch, groups, taps, out_h, out_w).to(dtype)

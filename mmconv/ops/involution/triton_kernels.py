@@ -27,10 +27,9 @@ __all__ = ['triton_aggregate', 'triton_grad_input', 'triton_grad_kernel']
 
 
 @triton.jit
-def _involution_fwd_kernel(x_ptr, kernel_ptr, out_ptr, height, width, out_h, out_w,
-                           GROUP_CHANNELS: tl.constexpr, KERNEL_SIZE: tl.constexpr, STRIDE: tl.constexpr,
-                           DILATION: tl.constexpr, ACC_DTYPE: tl.constexpr, BLOCK_C: tl.constexpr,
-                           BLOCK_P: tl.constexpr):
+def _involution_fwd_kernel(x_ptr, kernel_ptr, out_ptr, height, width, out_h, out_w, GROUP_CHANNELS: tl.constexpr,
+                           KERNEL_SIZE: tl.constexpr, STRIDE: tl.constexpr, DILATION: tl.constexpr,
+                           ACC_DTYPE: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
     """out[b, c, p] = Σ_t kernel[b, g, t, p] · x[b, c, tap t of p] for one (b, g) and a pixel block."""
     pid_bg = tl.program_id(0).to(tl.int64)  # b·G + g, so that the group's first channel is pid_bg·GC
     pid_p = tl.program_id(1)
@@ -55,17 +54,15 @@ def _involution_fwd_kernel(x_ptr, kernel_ptr, out_ptr, height, width, out_h, out
         values = tl.load(x_base + channel_offsets + (in_row * width + in_col)[None, :],
                          mask=channel_mask[:, None] & inside[None, :], other=0.0)
         acc += values.to(ACC_DTYPE) * weight.to(ACC_DTYPE)[None, :]
-    out_offsets = (pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w)
-                   + pixels[None, :])
-    tl.store(out_ptr + out_offsets, acc.to(out_ptr.dtype.element_ty),
-             mask=channel_mask[:, None] & pixel_mask[None, :])
+    out_offsets = (pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w) + pixels[None, :])
+    tl.store(out_ptr + out_offsets, acc.to(out_ptr.dtype.element_ty), mask=channel_mask[:, None] & pixel_mask[None, :])
 
 
 @triton.jit
 def _involution_grad_x_kernel(grad_out_ptr, kernel_ptr, grad_x_ptr, height, width, out_h, out_w,
-                              GROUP_CHANNELS: tl.constexpr, KERNEL_SIZE: tl.constexpr,
-                              STRIDE: tl.constexpr, DILATION: tl.constexpr, ACC_DTYPE: tl.constexpr,
-                              BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+                              GROUP_CHANNELS: tl.constexpr, KERNEL_SIZE: tl.constexpr, STRIDE: tl.constexpr,
+                              DILATION: tl.constexpr, ACC_DTYPE: tl.constexpr, BLOCK_C: tl.constexpr,
+                              BLOCK_P: tl.constexpr):
     """grad_x[b, c, q] = Σ_(t, p): tap t of p reads q of kernel[b, g, t, p] · grad_out[b, c, p].
 
     A gather over input pixels (no atomics): for tap (u, v) the input pixel (h, w) was read by the
@@ -96,24 +93,24 @@ def _involution_grad_x_kernel(grad_out_ptr, kernel_ptr, grad_x_ptr, height, widt
         col_num_pos = tl.maximum(col_num, 0)
         out_row = row_num_pos // STRIDE
         out_col = col_num_pos // STRIDE
-        reached = (pixel_mask & (row_num >= 0) & (col_num >= 0) & (row_num_pos % STRIDE == 0)
-                   & (col_num_pos % STRIDE == 0) & (out_row < out_h) & (out_col < out_w))
+        reached = (
+            pixel_mask & (row_num >= 0) & (col_num >= 0) & (row_num_pos % STRIDE == 0)
+            & (col_num_pos % STRIDE == 0) & (out_row < out_h) & (out_col < out_w))
         out_pixel = out_row * out_w + out_col
         weight = tl.load(kernel_base + tap * out_h * out_w + out_pixel, mask=reached, other=0.0)
         grads = tl.load(grad_out_base + channel_offsets + out_pixel[None, :],
                         mask=channel_mask[:, None] & reached[None, :], other=0.0)
         acc += grads.to(ACC_DTYPE) * weight.to(ACC_DTYPE)[None, :]
-    grad_x_offsets = (pid_bg * GROUP_CHANNELS * height * width + channels[:, None] * (height * width)
-                      + pixels[None, :])
+    grad_x_offsets = (pid_bg * GROUP_CHANNELS * height * width + channels[:, None] * (height * width) + pixels[None, :])
     tl.store(grad_x_ptr + grad_x_offsets, acc.to(grad_x_ptr.dtype.element_ty),
              mask=channel_mask[:, None] & pixel_mask[None, :])
 
 
 @triton.jit
 def _involution_grad_kernel_kernel(grad_out_ptr, x_ptr, grad_kernel_ptr, height, width, out_h, out_w,
-                                   GROUP_CHANNELS: tl.constexpr, KERNEL_SIZE: tl.constexpr,
-                                   STRIDE: tl.constexpr, DILATION: tl.constexpr, ACC_DTYPE: tl.constexpr,
-                                   BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+                                   GROUP_CHANNELS: tl.constexpr, KERNEL_SIZE: tl.constexpr, STRIDE: tl.constexpr,
+                                   DILATION: tl.constexpr, ACC_DTYPE: tl.constexpr, BLOCK_C: tl.constexpr,
+                                   BLOCK_P: tl.constexpr):
     """grad_kernel[b, g, t, p] = Σ_{c in g} grad_out[b, c, p] · x[b, c, tap t of p].
 
     The grad_out block is loaded once and reused by all K² taps; the channel sum stays in registers.
@@ -130,8 +127,7 @@ def _involution_grad_kernel_kernel(grad_out_ptr, x_ptr, grad_kernel_ptr, height,
     row = pixels // out_w
     col = pixels % out_w
 
-    grad_out_offsets = (pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w)
-                        + pixels[None, :])
+    grad_out_offsets = (pid_bg * GROUP_CHANNELS * out_h * out_w + channels[:, None] * (out_h * out_w) + pixels[None, :])
     grads = tl.load(grad_out_ptr + grad_out_offsets, mask=channel_mask[:, None] & pixel_mask[None, :],
                     other=0.0).to(ACC_DTYPE)
     x_base = x_ptr + pid_bg * GROUP_CHANNELS * height * width
@@ -173,14 +169,13 @@ def triton_aggregate(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
     group_channels = channels // groups
     block_c, block_p = _launch_config(group_channels, out_h * out_w)
     grid = (batch * groups, triton.cdiv(out_h * out_w, block_p))
-    _involution_fwd_kernel[grid](x, kernel, out, height, width, out_h, out_w, group_channels,
-                                 kernel_size, stride, dilation, triton_accumulator(out_dtype),
-                                 block_c, block_p)
+    _involution_fwd_kernel[grid](x, kernel, out, height, width, out_h, out_w, group_channels, kernel_size, stride,
+                                 dilation, triton_accumulator(out_dtype), block_c, block_p)
     return out
 
 
-def triton_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int,
-                      dilation: int, height: int, width: int) -> torch.Tensor:
+def triton_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int,
+                      height: int, width: int) -> torch.Tensor:
     """∂x (B×C×H×W, promoted dtype of ``grad_out`` and ``kernel``)."""
     check_triton_device('involution', grad_out, kernel)
     grad_out, kernel = grad_out.contiguous(), kernel.contiguous()
@@ -193,26 +188,25 @@ def triton_grad_input(grad_out: torch.Tensor, kernel: torch.Tensor, kernel_size:
     group_channels = channels // groups
     block_c, block_p = _launch_config(group_channels, height * width)
     grid = (batch * groups, triton.cdiv(height * width, block_p))
-    _involution_grad_x_kernel[grid](grad_out, kernel, grad_x, height, width, out_h, out_w, group_channels,
-                                    kernel_size, stride, dilation, triton_accumulator(dtype), block_c, block_p)
+    _involution_grad_x_kernel[grid](grad_out, kernel, grad_x, height, width, out_h, out_w, group_channels, kernel_size,
+                                    stride, dilation, triton_accumulator(dtype), block_c, block_p)
     return grad_x
 
 
-def triton_grad_kernel(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int,
-                       dilation: int, groups: int) -> torch.Tensor:
+def triton_grad_kernel(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int, dilation: int,
+                       groups: int) -> torch.Tensor:
     """∂kernel (B×G×K²×H'×W', promoted dtype of ``grad_out`` and ``x``)."""
     check_triton_device('involution', grad_out, x)
     grad_out, x = grad_out.contiguous(), x.contiguous()
     batch, channels, height, width = x.shape
     out_h, out_w = grad_out.shape[2:]
     dtype = torch.promote_types(grad_out.dtype, x.dtype)
-    grad_kernel = torch.empty((batch, groups, kernel_size ** 2, out_h, out_w), dtype=dtype, device=x.device)
+    grad_kernel = torch.empty((batch, groups, kernel_size**2, out_h, out_w), dtype=dtype, device=x.device)
     if grad_kernel.numel() == 0:
         return grad_kernel
     group_channels = channels // groups
     block_c, block_p = _launch_config(group_channels, out_h * out_w)
     grid = (batch * groups, triton.cdiv(out_h * out_w, block_p))
     _involution_grad_kernel_kernel[grid](grad_out, x, grad_kernel, height, width, out_h, out_w, group_channels,
-                                         kernel_size, stride, dilation, triton_accumulator(dtype),
-                                         block_c, block_p)
+                                         kernel_size, stride, dilation, triton_accumulator(dtype), block_c, block_p)
     return grad_kernel

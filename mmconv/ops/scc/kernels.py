@@ -71,9 +71,8 @@ def _pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s
     return out
 
 
-def _pointwise_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                             grad_x: Optional[torch.Tensor], stride: int,
-                             groups: int) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+def _pointwise_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, grad_x: Optional[torch.Tensor],
+                             stride: int, groups: int) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
     """Add the 1×1 level's input gradient into ``grad_x`` (in place when given); weight gradient.
 
     The batched-matmul path writes through a flattened view of ``grad_x``, so it needs contiguous
@@ -81,9 +80,9 @@ def _pointwise_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.
     """
     matmul_layout = grad_x is not None and all(t.is_contiguous() for t in (x, grad_x, grad))
     if groups > 1 or not matmul_layout:
-        grad_input, grad_weight, _ = torch.ops.aten.convolution_backward(
-            grad, x, weight, None, [stride, stride], [0, 0], [1, 1], False, [0, 0], groups,
-            [grad_x is not None, True, False])
+        grad_input, grad_weight, _ = torch.ops.aten.convolution_backward(grad, x, weight, None, [stride, stride],
+                                                                         [0, 0], [1, 1], False, [0, 0], groups,
+                                                                         [grad_x is not None, True, False])
         return (grad_x.add_(grad_input) if grad_x is not None else None), grad_weight
     grad_pixels = grad.flatten(2)
     add_pointwise_input_grad(grad_x, weight, grad_pixels, stride)
@@ -103,8 +102,7 @@ def scc_forward_kernel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     responses = [_pointwise_conv(x, sub_kernel(weight, 0), bias[0], stride, groups)]
     for level in range(1, levels):
         padding, level_dilation = level_geometry(level, dilation)
-        responses.append(F.conv2d(x, sub_kernel(weight, level), bias[level], stride, padding,
-                                  level_dilation, groups))
+        responses.append(F.conv2d(x, sub_kernel(weight, level), bias[level], stride, padding, level_dilation, groups))
     choice = _first_argmax(responses)
     if forced is not None:
         choice = torch.where(forced >= 0, forced, choice)
@@ -145,14 +143,12 @@ def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.T
         folded_weight = sub_kernel(weight, level) * gain[level].to(weight.dtype)
         sub_kernel(folded_weight, 0).sub_(scaled_centre)
         grad_input, level_weight_grads[level], _ = torch.ops.aten.convolution_backward(
-            grad_level, x, folded_weight, None, [stride, stride], [padding, padding],
-            [level_dilation, level_dilation], False, [0, 0], groups,
-            [needs_x, True, False])
+            grad_level, x, folded_weight, None, [stride, stride], [padding, padding], [level_dilation, level_dilation],
+            False, [0, 0], groups, [needs_x, True, False])
         if needs_x:
             grad_x = grad_input if grad_x is None else grad_x.add_(grad_input)
         grad_sums[level] = grad_level.sum(dim=(0, 2, 3), dtype=acc_dtype)
-    grad_x, full_weight_grad = _pointwise_conv_backward(grad_out, x, scaled_centre, grad_x,
-                                                        stride, groups)
+    grad_x, full_weight_grad = _pointwise_conv_backward(grad_out, x, scaled_centre, grad_x, stride, groups)
     grad_sums[0] = grad_out.sum(dim=(0, 2, 3), dtype=acc_dtype) - grad_sums[1:].sum(0)
 
     level_weight_grads[0] = full_weight_grad.to(acc_dtype)
@@ -165,9 +161,9 @@ def scc_backward_kernel(grad_out: torch.Tensor, x: torch.Tensor, choice: torch.T
     for level, level_grad in enumerate(level_weight_grads):
         sub_kernel(grad_weight, level).add_(level_grad * gain[level])
         level_weight = sub_kernel(weight, level).to(acc_dtype)
-        response_sums[level] = ((level_weight * level_grad).sum(dim=(1, 2, 3))
-                                + bias[level].to(acc_dtype) * grad_sums[level])
-    sech2 = 1 - torch.tanh(alpha.to(acc_dtype)) ** 2
+        response_sums[level] = ((level_weight * level_grad).sum(dim=(1, 2, 3)) +
+                                bias[level].to(acc_dtype) * grad_sums[level])
+    sech2 = 1 - torch.tanh(alpha.to(acc_dtype))**2
     grad_alpha = (response_sums.view(alpha.shape) * sech2).to(alpha.dtype)
     grad_weight = grad_weight.to(weight.dtype)
     grad_beta = grad_sums.view(alpha.shape).to(alpha.dtype)

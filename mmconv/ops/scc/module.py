@@ -27,12 +27,11 @@ class SCC(nn.Module):
         x: B×C_in×H×W → B×C_out×(⌊(H−1)/s⌋+1)×(⌊(W−1)/s⌋+1).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 dilation: int = 1, groups: int = 1, mask_prob: float = 0.005,
-                 impl: str = 'auto') -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1,
+                 groups: int = 1, mask_prob: float = 0.005, impl: str = 'auto') -> None:
         super().__init__()
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
-                            ('stride', stride), ('dilation', dilation), ('groups', groups)):
+        for name, value in (('in_channels', in_channels), ('out_channels', out_channels), ('stride', stride),
+                            ('dilation', dilation), ('groups', groups)):
             check_positive(name, value)
         check_positive_odd('kernel_size', kernel_size)
         if in_channels % groups or out_channels % groups:
@@ -52,8 +51,7 @@ class SCC(nn.Module):
         self.mask_prob = mask_prob
         self.impl = impl
         self.levels = levels
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size,
-                                               kernel_size))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(levels, out_channels))
         self.alpha = nn.Parameter(torch.empty(levels, out_channels, 1, 1))
         self.beta = nn.Parameter(torch.empty(levels, out_channels, 1, 1))
@@ -75,12 +73,12 @@ class SCC(nn.Module):
             raise ValueError(f'SCC expects B×{self.in_channels}×H×W input, got {tuple(x.shape)}.')
         forced = None
         if self.training and self.mask_prob > 0:
-            shape = (x.shape[0], self.out_channels, output_size(x.shape[2], self.stride),
-                     output_size(x.shape[3], self.stride))
+            shape = (x.shape[0], self.out_channels, output_size(x.shape[2],
+                                                                self.stride), output_size(x.shape[3], self.stride))
             forced = draw_forced_levels(shape, self.levels, self.mask_prob, x.device)
         if use_reference(self.impl):
-            return scc_reference(x, self.weight, self.bias, self.alpha, self.beta, self.stride,
-                                 self.dilation, self.groups, forced)
+            return scc_reference(x, self.weight, self.bias, self.alpha, self.beta, self.stride, self.dilation,
+                                 self.groups, forced)
         weight, bias = self.weight, self.bias
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):
@@ -88,5 +86,5 @@ class SCC(nn.Module):
             dtype = torch.get_autocast_dtype(device_type)
             x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
         with torch.autocast(device_type, enabled=False):
-            return scc_forward(x, weight, bias, self.alpha, self.beta, self.stride, self.dilation,
-                               self.groups, forced)[0]
+            return scc_forward(x, weight, bias, self.alpha, self.beta, self.stride, self.dilation, self.groups,
+                               forced)[0]

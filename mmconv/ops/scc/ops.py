@@ -18,8 +18,8 @@ __all__ = ['scc_forward']
 
 
 @torch.library.custom_op(f'{NAMESPACE}::scc_forward', mutates_args=())
-def scc_forward(x: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, beta: Tensor, stride: int,
-                dilation: int, groups: int, forced: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+def scc_forward(x: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, beta: Tensor, stride: int, dilation: int,
+                groups: int, forced: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """SCC's output and the level (int8) each element chose; ``forced`` (int8, −1 = none) overrides."""
     if use_triton(x, weight, bias, dtypes=TRITON_DTYPES) and x.dtype == weight.dtype == bias.dtype:
         from .triton_kernels import triton_scc_forward  # every level in one pass over the taps
@@ -37,19 +37,17 @@ def _(x, weight, bias, alpha, beta, stride, dilation, groups, forced):
 
 
 @torch.library.custom_op(f'{NAMESPACE}::scc_backward', mutates_args=())
-def scc_backward(grad_out: Tensor, x: Tensor, choice: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor,
-                 stride: int, dilation: int, groups: int, needs_x: bool) -> List[Tensor]:
+def scc_backward(grad_out: Tensor, x: Tensor, choice: Tensor, weight: Tensor, bias: Tensor, alpha: Tensor, stride: int,
+                 dilation: int, groups: int, needs_x: bool) -> List[Tensor]:
     """Gradients of x (empty unless ``needs_x``), weight, bias, alpha and beta."""
-    return list(scc_backward_kernel(grad_out, x, choice, weight, bias, alpha, stride, dilation, groups,
-                                    needs_x))
+    return list(scc_backward_kernel(grad_out, x, choice, weight, bias, alpha, stride, dilation, groups, needs_x))
 
 
 @scc_backward.register_fake
 def _(grad_out, x, choice, weight, bias, alpha, stride, dilation, groups, needs_x):
-    grad_x = (torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=layout_of(x))
-              if needs_x else x.new_empty(0))
-    return [grad_x, torch.empty_like(weight), torch.empty_like(bias), torch.empty_like(alpha),
-            torch.empty_like(alpha)]
+    grad_x = (
+        torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=layout_of(x)) if needs_x else x.new_empty(0))
+    return [grad_x, torch.empty_like(weight), torch.empty_like(bias), torch.empty_like(alpha), torch.empty_like(alpha)]
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -60,8 +58,8 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_out, _grad_choice):
     x, choice, weight, bias, alpha = ctx.saved_tensors
-    grad_x, *param_grads = scc_backward(grad_out, x, choice, weight, bias, alpha, ctx.stride, ctx.dilation,
-                                        ctx.groups, ctx.needs_input_grad[0])
+    grad_x, *param_grads = scc_backward(grad_out, x, choice, weight, bias, alpha, ctx.stride, ctx.dilation, ctx.groups,
+                                        ctx.needs_input_grad[0])
     return (grad_x if ctx.needs_input_grad[0] else None, *param_grads, None, None, None, None)
 
 
@@ -73,5 +71,5 @@ refuse_second_order(scc_backward, 'SCC')
 def scc_flops(inputs, outputs) -> int:
     """Every nested conv: B·C_out·H'·W'·(C_in/groups)·Σ_i (2i+1)², as SCCNet counts it."""
     _, in_per_group, kernel_size, _ = value_shape(inputs[1])
-    taps = sum((2 * level + 1) ** 2 for level in range(kernel_size // 2 + 1))
+    taps = sum((2 * level + 1)**2 for level in range(kernel_size // 2 + 1))
     return math.prod(value_shape(outputs[0])) * in_per_group * taps

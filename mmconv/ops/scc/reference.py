@@ -5,12 +5,10 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ['draw_forced_levels', 'level_gain', 'level_geometry', 'output_size', 'scc_reference',
-           'sub_kernel']
+__all__ = ['draw_forced_levels', 'level_gain', 'level_geometry', 'output_size', 'scc_reference', 'sub_kernel']
 
 
-def draw_forced_levels(shape: Sequence[int], levels: int, mask_prob: float,
-                       device: torch.device) -> torch.Tensor:
+def draw_forced_levels(shape: Sequence[int], levels: int, mask_prob: float, device: torch.device) -> torch.Tensor:
     """int8 map of the output's ``shape``: the level forced at each element, −1 where none is.
 
     One fp32 uniform u per element; u < L·p forces level ⌊u / p⌋, so each level is forced with
@@ -42,8 +40,8 @@ def level_gain(alpha: torch.Tensor) -> torch.Tensor:
     return 1 + torch.tanh(alpha)
 
 
-def scc_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, alpha: torch.Tensor,
-                  beta: torch.Tensor, stride: int = 1, dilation: int = 1, groups: int = 1,
+def scc_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor,
+                  stride: int = 1, dilation: int = 1, groups: int = 1,
                   forced: Optional[torch.Tensor] = None) -> torch.Tensor:
     """SCC written as upstream's level loop: running max, per-level affine and the lock mask.
 
@@ -62,8 +60,7 @@ def scc_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, alp
     lock = None if forced is None else forced == 0
     for level in range(1, levels):
         padding, level_dilation = level_geometry(level, dilation)
-        new = F.conv2d(x, sub_kernel(weight, level), bias[level], stride, padding, level_dilation,
-                       groups)
+        new = F.conv2d(x, sub_kernel(weight, level), bias[level], stride, padding, level_dilation, groups)
         take = new > value
         if forced is not None:  # upstream's per-level rand mask, then its lock
             forced_here = forced == level

@@ -68,12 +68,11 @@ def _ring_sum(acc, x_base, weight_taps, co, co_mask, row, col, pixel_mask, out_c
 
 
 @triton.jit
-def _scc_forward_kernel(x_ptr, weight_ptr, bias_ptr, gain_ptr, offset_ptr, forced_ptr, out_ptr, choice_ptr,
-                        in_channels, out_channels, height, width, out_h, out_w,
-                        IN_PER_GROUP: tl.constexpr, OUT_PER_GROUP: tl.constexpr, KERNEL_SIZE: tl.constexpr,
-                        STRIDE: tl.constexpr, DILATION: tl.constexpr, HAS_FORCED: tl.constexpr,
-                        INPUT_PRECISION: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr,
-                        BLOCK_P: tl.constexpr):
+def _scc_forward_kernel(x_ptr, weight_ptr, bias_ptr, gain_ptr, offset_ptr, forced_ptr, out_ptr, choice_ptr, in_channels,
+                        out_channels, height, width, out_h, out_w, IN_PER_GROUP: tl.constexpr,
+                        OUT_PER_GROUP: tl.constexpr, KERNEL_SIZE: tl.constexpr, STRIDE: tl.constexpr,
+                        DILATION: tl.constexpr, HAS_FORCED: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                        BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_P: tl.constexpr):
     """One (batch, group, output-channel block) × pixel block: all levels, the choice and the output."""
     levels: tl.constexpr = KERNEL_SIZE // 2 + 1
     co_blocks = tl.cdiv(OUT_PER_GROUP, BLOCK_CO)
@@ -98,8 +97,8 @@ def _scc_forward_kernel(x_ptr, weight_ptr, bias_ptr, gain_ptr, offset_ptr, force
     if HAS_FORCED:
         forced = tl.load(forced_ptr + plane, mask=tile_mask, other=-1)
     for level in tl.static_range(levels):
-        acc = _ring_sum(acc, x_base, weight_ptr, co, co_mask, row, col, pixel_mask, out_channels, height, width,
-                        level, IN_PER_GROUP, KERNEL_SIZE, DILATION, INPUT_PRECISION, BLOCK_CI)
+        acc = _ring_sum(acc, x_base, weight_ptr, co, co_mask, row, col, pixel_mask, out_channels, height, width, level,
+                        IN_PER_GROUP, KERNEL_SIZE, DILATION, INPUT_PRECISION, BLOCK_CI)
         level_params = level * out_channels + co
         bias = tl.load(bias_ptr + level_params, mask=co_mask, other=0.0).to(tl.float32)
         gain = tl.load(gain_ptr + level_params, mask=co_mask, other=0.0)
@@ -144,8 +143,9 @@ def triton_scc_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         forced: int8 map of the output's shape (−1 = natural choice), or None.
     """
     check_triton_device('SCC', x, weight)
-    layout = (torch.channels_last if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-              else torch.contiguous_format)
+    layout = (
+        torch.channels_last
+        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
     batch, in_channels, height, width = x.shape
     out_channels, kernel_size = weight.shape[0], weight.shape[-1]
     # Tap-major weight (K·K × C_out × C_in/g): each tap's block of the GEMM is one contiguous read.
@@ -161,9 +161,9 @@ def triton_scc_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         block_co, block_ci, block_p = launch_config(in_per_group, out_per_group, out_h * out_w)
         grid = (batch * groups * triton.cdiv(out_per_group, block_co), triton.cdiv(out_h * out_w, block_p))
         precision = 'tf32' if x.dtype == torch.float32 and torch.backends.cudnn.allow_tf32 else 'ieee'
-        _scc_forward_kernel[grid](
-            x, weight_taps, bias, gain, offset, forced.contiguous() if forced is not None else choice, out, choice,
-            in_channels, out_channels, height, width, out_h, out_w, in_per_group, out_per_group, kernel_size,
-            stride, dilation, forced is not None, precision, block_co, block_ci, block_p, num_warps=NUM_WARPS,
-            **full_register_file())
+        _scc_forward_kernel[grid](x, weight_taps, bias, gain, offset,
+                                  forced.contiguous() if forced is not None else choice, out, choice, in_channels,
+                                  out_channels, height, width, out_h, out_w, in_per_group, out_per_group, kernel_size,
+                                  stride, dilation, forced is not None, precision, block_co, block_ci, block_p,
+                                  num_warps=NUM_WARPS, **full_register_file())
     return out.contiguous(memory_format=layout), choice.contiguous(memory_format=layout)

@@ -40,8 +40,7 @@ def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor,
                             out=None if out is None else out.view(batch * blocks, out_block, -1))
         return product.view(batch, blocks * out_block, -1)
     blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
-    return torch.cat([batched_pointwise(weight, block) for weight, block in zip(weights, blocks)], dim=1,
-                     out=out)
+    return torch.cat([batched_pointwise(weight, block) for weight, block in zip(weights, blocks)], dim=1, out=out)
 
 
 def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
@@ -49,8 +48,9 @@ def _split_weight_grads(grad_pixels: torch.Tensor, pixels: torch.Tensor,
     """Weight gradients of :func:`_split_matmul`, each shaped like its weight."""
     grad_blocks = torch.split(grad_pixels, [weight.shape[0] for weight in weights], dim=1)
     blocks = torch.split(pixels, [weight.shape[1] for weight in weights], dim=1)
-    return [pointwise_weight_grad(grad, block).view_as(weight)
-            for weight, grad, block in zip(weights, grad_blocks, blocks)]
+    return [
+        pointwise_weight_grad(grad, block).view_as(weight) for weight, grad, block in zip(weights, grad_blocks, blocks)
+    ]
 
 
 def _gate_affine(gn_weight: torch.Tensor, gn_bias: torch.Tensor,
@@ -61,16 +61,15 @@ def _gate_affine(gn_weight: torch.Tensor, gn_bias: torch.Tensor,
     return gamma * gamma_weights, beta * gamma_weights
 
 
-def _sru_gate(x: torch.Tensor, affine: Tuple[torch.Tensor, torch.Tensor], groups: int, eps: float,
-              threshold: float, gate: str):
+def _sru_gate(x: torch.Tensor, affine: Tuple[torch.Tensor, torch.Tensor], groups: int, eps: float, threshold: float,
+              gate: str):
     """X, reweights R, the informative mask (0/1 float) and the GN statistics, in fp32 or wider.
 
     ``affine`` is :func:`_gate_affine` in the accumulation dtype.
     """
     batch, channels = x.shape[:2]
     x = x.to(accumulation_dtype(x.dtype)).contiguous()
-    reweights, mean, rstd = torch.native_group_norm(x, *affine, batch, channels, x[0, 0].numel(),
-                                                    groups, eps)
+    reweights, mean, rstd = torch.native_group_norm(x, *affine, batch, channels, x[0, 0].numel(), groups, eps)
     reweights.sigmoid_()
     # Float 0/1 masks and arithmetic instead of torch.where, whose CPU kernel is ~10× slower.
     compare = torch.gt if gate == 'soft' else torch.ge
@@ -104,11 +103,9 @@ def _sru_output(x: torch.Tensor, reweights: torch.Tensor, informative: torch.Ten
     return out
 
 
-def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor,
-             out: torch.Tensor) -> None:
+def _squeeze(y: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor, out: torch.Tensor) -> None:
     """The two 1×1 squeeze convs on the up/low channel split of Y, written to ``out`` (B×(us+ls)×H×W)."""
-    _split_matmul([squeeze1, squeeze2], strided_pixels(y.to(squeeze1.dtype)),
-                  out=out.flatten(2))
+    _split_matmul([squeeze1, squeeze2], strided_pixels(y.to(squeeze1.dtype)), out=out.flatten(2))
 
 
 def _image_chunks(x: torch.Tensor) -> List[slice]:
@@ -129,29 +126,27 @@ def _accumulate(total: Optional[List[Optional[torch.Tensor]]],
     return [None if a is None else a.add_(b) for a, b in zip(total, part)]
 
 
-def sru_squeeze_forward(x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor,
-                        squeeze1: torch.Tensor, squeeze2: torch.Tensor, groups: int, eps: float,
-                        threshold: float, gate: str) -> torch.Tensor:
+def sru_squeeze_forward(x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor, squeeze1: torch.Tensor,
+                        squeeze2: torch.Tensor, groups: int, eps: float, threshold: float, gate: str) -> torch.Tensor:
     """SRU followed by the CRU squeeze convs: X → S (B×(us+ls)×H×W, the squeeze weights' dtype)."""
     batch, _, height, width = x.shape
-    squeezed = x.new_empty((batch, squeeze1.shape[0] + squeeze2.shape[0], height, width),
-                           dtype=squeeze1.dtype)
+    squeezed = x.new_empty((batch, squeeze1.shape[0] + squeeze2.shape[0], height, width), dtype=squeeze1.dtype)
     affine = _gate_affine(gn_weight, gn_bias, accumulation_dtype(x.dtype))
     if use_triton(x, dtypes=TRITON_DTYPES):
         from .triton_kernels import triton_sru_output
-        _squeeze(triton_sru_output(x, *affine, groups, eps, threshold, gate, squeeze1.dtype), squeeze1, squeeze2,
-                 out=squeezed)
+        _squeeze(
+            triton_sru_output(x, *affine, groups, eps, threshold, gate, squeeze1.dtype), squeeze1, squeeze2,
+            out=squeezed)
         return squeezed
     for part in _image_chunks(x):
         x_acc, reweights, informative, _, _ = _sru_gate(x[part], affine, groups, eps, threshold, gate)
-        _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True), squeeze1, squeeze2,
-                 out=squeezed[part])
+        _squeeze(_sru_output(x_acc, reweights, informative, gate, consume=True), squeeze1, squeeze2, out=squeezed[part])
     return squeezed
 
 
-def sru_squeeze_backward(grad_squeezed: torch.Tensor, x: torch.Tensor, gn_weight: torch.Tensor,
-                         gn_bias: torch.Tensor, squeeze1: torch.Tensor, squeeze2: torch.Tensor, groups: int,
-                         eps: float, threshold: float, gate: str) -> List[torch.Tensor]:
+def sru_squeeze_backward(grad_squeezed: torch.Tensor, x: torch.Tensor, gn_weight: torch.Tensor, gn_bias: torch.Tensor,
+                         squeeze1: torch.Tensor, squeeze2: torch.Tensor, groups: int, eps: float, threshold: float,
+                         gate: str) -> List[torch.Tensor]:
     """Gradients of X, GroupNorm's γ and β (zero for the hard gate) and the two squeeze weights."""
     config = (groups, eps, threshold, gate)
     grad_squeezed = grad_squeezed.to(squeeze1.dtype).contiguous()
@@ -161,8 +156,8 @@ def sru_squeeze_backward(grad_squeezed: torch.Tensor, x: torch.Tensor, gn_weight
     grad_scaled_affine = None  # ∂ of GroupNorm's scaled γ and β, summed over the chunks
     affine = _gate_affine(gn_weight, gn_bias, acc_dtype)
     for part in _image_chunks(x):
-        chunk_squeezes, chunk_affine = _sru_chunk_backward(
-            x[part], grad_squeezed[part], affine, squeeze1, squeeze2, config, grad_x[part])
+        chunk_squeezes, chunk_affine = _sru_chunk_backward(x[part], grad_squeezed[part], affine, squeeze1, squeeze2,
+                                                           config, grad_x[part])
         grad_squeezes = _accumulate(grad_squeezes, chunk_squeezes)
         grad_scaled_affine = _accumulate(grad_scaled_affine, chunk_affine)
 
@@ -174,16 +169,17 @@ def sru_squeeze_backward(grad_squeezed: torch.Tensor, x: torch.Tensor, gn_weight
         gamma_weights = gamma / gamma_sum
         # z = W_γ·(γ·n + β) with W_γ = γ/Σγ: chain the scaled-affine gradients back to γ and β.
         grad_gamma_weights = gamma * grad_scaled_gamma + gn_bias.to(gamma.dtype) * grad_scaled_beta
-        grad_gn_weight = (gamma_weights * grad_scaled_gamma + grad_gamma_weights / gamma_sum
-                          - (grad_gamma_weights * gamma).sum() / gamma_sum ** 2).to(gn_weight.dtype)
+        grad_gn_weight = (gamma_weights * grad_scaled_gamma + grad_gamma_weights / gamma_sum -
+                          (grad_gamma_weights * gamma).sum() / gamma_sum**2).to(gn_weight.dtype)
         grad_gn_bias = (gamma_weights * grad_scaled_beta).to(gn_bias.dtype)
-    return [grad_x, grad_gn_weight, grad_gn_bias, grad_squeezes[0].to(squeeze1.dtype),
-            grad_squeezes[1].to(squeeze2.dtype)]
+    return [
+        grad_x, grad_gn_weight, grad_gn_bias, grad_squeezes[0].to(squeeze1.dtype), grad_squeezes[1].to(squeeze2.dtype)
+    ]
 
 
-def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
-                        affine: Tuple[torch.Tensor, torch.Tensor], squeeze1: torch.Tensor,
-                        squeeze2: torch.Tensor, config: Tuple[int, float, float, str], grad_x: torch.Tensor):
+def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor, affine: Tuple[torch.Tensor, torch.Tensor],
+                        squeeze1: torch.Tensor, squeeze2: torch.Tensor, config: Tuple[int, float, float,
+                                                                                      str], grad_x: torch.Tensor):
     """Backward of :func:`sru_squeeze_forward` over a chunk of images; writes ∂X into ``grad_x``.
 
     ``affine`` is :func:`_gate_affine` in the accumulation dtype.
@@ -210,8 +206,10 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
         y = _sru_output(x_acc, reweights, informative, gate, consume=False)
 
     grad_pixels = strided_pixels(grad_squeezed)
-    grad_squeezes = [grad.to(x_acc.dtype) for grad in _split_weight_grads(
-        grad_pixels, strided_pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])]
+    grad_squeezes = [
+        grad.to(x_acc.dtype)
+        for grad in _split_weight_grads(grad_pixels, strided_pixels(y.to(squeeze1.dtype)), [squeeze1, squeeze2])
+    ]
     del y
     transposed = [weight.flatten(1).t() for weight in (squeeze1, squeeze2)]
     grad_y = _split_matmul(transposed, grad_pixels).view_as(x).to(x_acc.dtype)
@@ -233,8 +231,7 @@ def _sru_chunk_backward(x: torch.Tensor, grad_squeezed: torch.Tensor,
     grad_z = rest.addcmul_(rest, reweights, value=-1)  # U·(1 − R) in one pass
     _halves(grad_z).mul_(shared_grad)
     grad_x_gn, grad_scaled_gamma, grad_scaled_beta = torch.ops.aten.native_group_norm_backward(
-        grad_z, x_acc, mean, rstd, affine[0], batch, channels, x[0, 0].numel(), groups,
-        [True, True, True])
+        grad_z, x_acc, mean, rstd, affine[0], batch, channels, x[0, 0].numel(), groups, [True, True, True])
     grad_x_acc.add_(grad_x_gn)
     if grad_acc is None:
         grad_x.copy_(grad_x_acc)
@@ -250,12 +247,12 @@ def cru_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bias: Opti
     # Every branch gives ⌈H/s⌉×⌈W/s⌉ outputs; each chunk writes its slice of the whole output.
     shape = (batch, gwc_weight.shape[0], -(-height // stride), -(-width // stride))
     out, diff = squeezed.new_empty(shape), squeezed.new_empty(shape)
-    lower_output = squeezed.new_empty(shape if fuse == 'joint' else (0,))
+    lower_output = squeezed.new_empty(shape if fuse == 'joint' else (0, ))
     fuse_weights = squeezed.new_empty((batch, shape[1] * (1 if fuse == 'paper' else 2)),
                                       dtype=accumulation_dtype(squeezed.dtype))
     for part in _image_chunks(out):
-        _cru_chunk_forward(squeezed[part], gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation,
-                           gwc_groups, fuse, out=out[part], diff=diff[part], weights=fuse_weights[part],
+        _cru_chunk_forward(squeezed[part], gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation, gwc_groups,
+                           fuse, out=out[part], diff=diff[part], weights=fuse_weights[part],
                            y2=lower_output[part] if fuse == 'joint' else None)
     return out, fuse_weights, diff, lower_output
 
@@ -270,23 +267,25 @@ def cru_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, gwc_weight: tor
     acc_dtype = accumulation_dtype(squeezed.dtype)
     # (shape, dtype) of the GWC weight and bias, PWC1 and PWC2; the bias has the weight's dtype.
     params = [(gwc_weight.shape, gwc_weight.dtype), (gwc_weight.shape[:1], gwc_weight.dtype) if has_bias else None,
-              (pwc1_weight.shape, pwc1_weight.dtype),
-              None if pwc2_weight is None else (pwc2_weight.shape, pwc2_weight.dtype)]
+              (pwc1_weight.shape, pwc1_weight.dtype), None if pwc2_weight is None else
+              (pwc2_weight.shape, pwc2_weight.dtype)]
     grad_params = [None if p is None else squeezed.new_zeros(p[0], dtype=acc_dtype) for p in params]
     config = (stride, dilation, gwc_groups, fuse, has_bias)
     for part in _image_chunks(grad_out):
-        grad_params = _accumulate(grad_params, _cru_chunk_backward(
-            grad_out[part], squeezed[part], diff[part], fuse_weights[part],
-            lower_output[part] if fuse == 'joint' else None, gwc_weight, pwc1_weight, pwc2_weight, config,
-            grad_squeezed[part]))
-    return [grad_squeezed] + [squeezed.new_empty(0) if grad is None else grad.to(param[1])
-                              for grad, param in zip(grad_params, params)]
+        grad_params = _accumulate(
+            grad_params,
+            _cru_chunk_backward(grad_out[part], squeezed[part], diff[part], fuse_weights[part],
+                                lower_output[part] if fuse == 'joint' else None, gwc_weight, pwc1_weight, pwc2_weight,
+                                config, grad_squeezed[part]))
+    return [grad_squeezed] + [
+        squeezed.new_empty(0) if grad is None else grad.to(param[1]) for grad, param in zip(grad_params, params)
+    ]
 
 
 def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bias: Optional[torch.Tensor],
-                       pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], stride: int,
-                       dilation: int, gwc_groups: int, fuse: str, out: torch.Tensor, diff: torch.Tensor,
-                       weights: torch.Tensor, y2: Optional[torch.Tensor]) -> None:
+                       pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], stride: int, dilation: int,
+                       gwc_groups: int, fuse: str, out: torch.Tensor, diff: torch.Tensor, weights: torch.Tensor,
+                       y2: Optional[torch.Tensor]) -> None:
     """CRU forward over a chunk of images, written to ``out``, with D = Y1 − Y2 to ``diff``, the fuse
     weights to ``weights`` and (``'joint'`` only) Y2 to ``y2``, for backward."""
     up_squeezed = pwc1_weight.shape[1]
@@ -294,11 +293,9 @@ def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bia
     kernel_size = gwc_weight.shape[-1]
     # Y1 = GWC(S_up) + PWC1(S_up): the 1×1 accumulates into the grouped conv's output.
     # The op returns D, so it is built in the op's own buffer (one copy of the grouped conv's output).
-    diff.copy_(F.conv2d(upper, gwc_weight, gwc_bias, stride, dilation * (kernel_size // 2), dilation,
-                        gwc_groups))
+    diff.copy_(F.conv2d(upper, gwc_weight, gwc_bias, stride, dilation * (kernel_size // 2), dilation, gwc_groups))
     batch, out_channels, out_h, out_w = diff.shape
-    diff.flatten(2).baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1),
-                             strided_pixels(upper, stride))
+    diff.flatten(2).baddbmm_(pwc1_weight.flatten(1).expand(batch, -1, -1), strided_pixels(upper, stride))
     # Y2 = [PWC2(S_low), S_low subsampled], built in the output.
     lower_map = lower[:, :, ::stride, ::stride]
     if pwc2_weight is None:
@@ -327,9 +324,9 @@ def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bia
         out.addcmul_(diff, first[..., None, None].to(out.dtype))
 
 
-def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: torch.Tensor,
-                        weights: torch.Tensor, y2: Optional[torch.Tensor], gwc_weight: torch.Tensor,
-                        pwc1_weight: torch.Tensor, pwc2_weight: Optional[torch.Tensor], config,
+def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: torch.Tensor, weights: torch.Tensor,
+                        y2: Optional[torch.Tensor], gwc_weight: torch.Tensor, pwc1_weight: torch.Tensor,
+                        pwc2_weight: Optional[torch.Tensor], config,
                         grad_squeezed: torch.Tensor) -> List[Optional[torch.Tensor]]:
     """CRU backward over a chunk of images; writes ∂S into ``grad_squeezed``.
 
@@ -345,16 +342,14 @@ def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: to
     upper, lower = squeezed[:, :up_squeezed], squeezed[:, up_squeezed:]
 
     # Fuse backward: Z = Y2 + β1·D ('paper') or Z = (β1 + β2)·Y2 + β1·D ('joint'), D = Y1 − Y2.
-    grad_first = torch.einsum('bcp,bcp->bc', grad_out.flatten(2).to(acc_dtype),
-                              diff.flatten(2).to(acc_dtype))
+    grad_first = torch.einsum('bcp,bcp->bc', grad_out.flatten(2).to(acc_dtype), diff.flatten(2).to(acc_dtype))
     if fuse == 'paper':
         first = weights
         grad_pooled_diff = grad_first * first * (1 - first)
         grad_y2_scale = None
     else:
         first, second = weights.chunk(2, dim=1)
-        grad_second = torch.einsum('bcp,bcp->bc', grad_out.flatten(2).to(acc_dtype),
-                                   y2.flatten(2).to(acc_dtype))
+        grad_second = torch.einsum('bcp,bcp->bc', grad_out.flatten(2).to(acc_dtype), y2.flatten(2).to(acc_dtype))
         grad_logits = torch.cat([grad_first + grad_second, grad_second], 1)
         grad_logits = weights * (grad_logits - (weights * grad_logits).sum(1, keepdim=True))
         # The logits are (S_D + S_Y2, S_Y2): route them to the pooled D and pooled Y2.
@@ -362,20 +357,20 @@ def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: to
         grad_y2_scale = grad_logits.view(batch, 2, out_channels).sum(1)
     # ∂D = g·β1 + ∂S_D/P and ∂Y1 = ∂D; ∂Y2 = g − ∂D ('paper') or g·(β1 + β2) + ∂S_Y2/P − ∂D
     # ('joint'), P = H'·W' (the pools are means).
-    grad_diff = torch.addcmul((grad_pooled_diff / pixels)[..., None, None].to(grad_out.dtype),
-                              grad_out, first[..., None, None].to(grad_out.dtype))
+    grad_diff = torch.addcmul((grad_pooled_diff / pixels)[..., None, None].to(grad_out.dtype), grad_out,
+                              first[..., None, None].to(grad_out.dtype))
     if fuse == 'paper':
         grad_y2 = torch.sub(grad_out, grad_diff)
     else:
-        grad_y2 = torch.addcmul((grad_y2_scale / pixels)[..., None, None].to(grad_out.dtype),
-                                grad_out, (first + second)[..., None, None].to(grad_out.dtype))
+        grad_y2 = torch.addcmul((grad_y2_scale / pixels)[..., None, None].to(grad_out.dtype), grad_out,
+                                (first + second)[..., None, None].to(grad_out.dtype))
         grad_y2.sub_(grad_diff)
 
     # Y1 = GWC(S_up) + PWC1(S_up).
     grad_upper, grad_gwc_weight, grad_gwc_bias = torch.ops.aten.convolution_backward(
         grad_diff, upper, gwc_weight, [out_channels] if has_bias else None, [stride, stride],
-        [dilation * (gwc_weight.shape[-1] // 2)] * 2, [dilation, dilation], False, [0, 0],
-        gwc_groups, [True, True, has_bias])
+        [dilation * (gwc_weight.shape[-1] // 2)] * 2, [dilation, dilation], False, [0, 0], gwc_groups,
+        [True, True, has_bias])
     grad_diff_pixels = grad_diff.flatten(2)
     grad_pwc1 = pointwise_weight_grad(grad_diff_pixels, strided_pixels(upper, stride))
     add_pointwise_input_grad(grad_upper, pwc1_weight, grad_diff_pixels, stride)
@@ -395,5 +390,6 @@ def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: to
     if generated:
         add_pointwise_input_grad(grad_lower, pwc2_weight, grad_y2_pixels[:, :generated], stride)
     torch.cat([grad_upper, grad_lower], dim=1, out=grad_squeezed)
-    return [None if grad is None else grad.to(acc_dtype)
-            for grad in (grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2)]
+    return [
+        None if grad is None else grad.to(acc_dtype) for grad in (grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2)
+    ]

@@ -34,13 +34,13 @@ class SCConv(nn.Module):
         x: B×C1×H×W → B×C2×⌈H/s⌉×⌈W/s⌉.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 dilation: int = 1, alpha: float = 0.5, squeeze_ratio: int = 2, gwc_groups: int = 2,
-                 gn_groups: int = 4, gate_threshold: float = 0.5, gate: str = 'soft',
-                 fuse: str = 'paper', gwc_bias: bool = False, impl: str = 'auto') -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1,
+                 alpha: float = 0.5, squeeze_ratio: int = 2, gwc_groups: int = 2, gn_groups: int = 4,
+                 gate_threshold: float = 0.5, gate: str = 'soft', fuse: str = 'paper', gwc_bias: bool = False,
+                 impl: str = 'auto') -> None:
         super().__init__()
-        _check_arguments(in_channels, out_channels, kernel_size, stride, dilation, alpha,
-                         squeeze_ratio, gwc_groups, gn_groups, gate_threshold, gate, fuse, impl)
+        _check_arguments(in_channels, out_channels, kernel_size, stride, dilation, alpha, squeeze_ratio, gwc_groups,
+                         gn_groups, gate_threshold, gate, fuse, impl)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -48,8 +48,8 @@ class SCConv(nn.Module):
         self.dilation = dilation
         self.impl = impl
         self.sru = SRU(in_channels, gn_groups, gate_threshold, gate)
-        self.cru = CRU(in_channels, out_channels, kernel_size, stride, dilation, alpha, squeeze_ratio,
-                       gwc_groups, gwc_bias, fuse)
+        self.cru = CRU(in_channels, out_channels, kernel_size, stride, dilation, alpha, squeeze_ratio, gwc_groups,
+                       gwc_bias, fuse)
 
     def extra_repr(self) -> str:
         return f'impl={self.impl!r}, gate={self.sru.gate!r}, fuse={self.cru.fuse!r}'
@@ -60,26 +60,28 @@ class SCConv(nn.Module):
         if use_reference(self.impl):
             return self.cru(self.sru(x))
         sru, cru = self.sru, self.cru
-        convs = [cru.squeeze1.weight, cru.squeeze2.weight, cru.gwc.weight, cru.gwc.bias,
-                 cru.pwc1.weight, cru.pwc2.weight if cru.pwc2 is not None else None]
+        convs = [
+            cru.squeeze1.weight, cru.squeeze2.weight, cru.gwc.weight, cru.gwc.bias, cru.pwc1.weight,
+            cru.pwc2.weight if cru.pwc2 is not None else None
+        ]
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):
             dtype = torch.get_autocast_dtype(device_type)
             convs = [param.to(dtype) if param is not None else None for param in convs]
         squeeze1, squeeze2, gwc_weight, gwc_bias, pwc1, pwc2 = convs
         with torch.autocast(device_type, enabled=False):
-            squeezed = sru_squeeze(x, sru.gn.weight, sru.gn.bias, squeeze1, squeeze2, sru.gn.num_groups,
-                                   sru.gn.eps, sru.gate_threshold, sru.gate)
-            return cru_op(squeezed, gwc_weight, gwc_bias, pwc1, pwc2, self.stride, self.dilation,
-                          cru.gwc.groups, cru.fuse)[0]
+            squeezed = sru_squeeze(x, sru.gn.weight, sru.gn.bias, squeeze1, squeeze2, sru.gn.num_groups, sru.gn.eps,
+                                   sru.gate_threshold, sru.gate)
+            return cru_op(squeezed, gwc_weight, gwc_bias, pwc1, pwc2, self.stride, self.dilation, cru.gwc.groups,
+                          cru.fuse)[0]
 
 
-def _check_arguments(in_channels, out_channels, kernel_size, stride, dilation, alpha, squeeze_ratio,
-                     gwc_groups, gn_groups, gate_threshold, gate, fuse, impl) -> None:
+def _check_arguments(in_channels, out_channels, kernel_size, stride, dilation, alpha, squeeze_ratio, gwc_groups,
+                     gn_groups, gate_threshold, gate, fuse, impl) -> None:
     """Raise a one-sentence ValueError for the first argument SCConv cannot honour."""
-    for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
-                        ('stride', stride), ('dilation', dilation), ('squeeze_ratio', squeeze_ratio),
-                        ('gwc_groups', gwc_groups), ('gn_groups', gn_groups)):
+    for name, value in (('in_channels', in_channels), ('out_channels', out_channels), ('stride', stride),
+                        ('dilation', dilation), ('squeeze_ratio',
+                                                 squeeze_ratio), ('gwc_groups', gwc_groups), ('gn_groups', gn_groups)):
         check_positive(name, value)
     if in_channels % 2:
         raise ValueError(f'in_channels must be even (the SRU swaps channel halves), got {in_channels}.')

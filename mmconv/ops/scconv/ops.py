@@ -15,8 +15,8 @@ __all__ = ['cru', 'sru_squeeze']
 
 
 @torch.library.custom_op(f'{NAMESPACE}::sru_squeeze', mutates_args=())
-def sru_squeeze(x: Tensor, gn_weight: Tensor, gn_bias: Tensor, squeeze1: Tensor, squeeze2: Tensor,
-                groups: int, eps: float, threshold: float, gate: str) -> Tensor:
+def sru_squeeze(x: Tensor, gn_weight: Tensor, gn_bias: Tensor, squeeze1: Tensor, squeeze2: Tensor, groups: int,
+                eps: float, threshold: float, gate: str) -> Tensor:
     """SRU followed by the CRU squeeze convs: X → S."""
     return kernels.sru_squeeze_forward(x, gn_weight, gn_bias, squeeze1, squeeze2, groups, eps, threshold, gate)
 
@@ -62,8 +62,8 @@ def cru(squeezed: Tensor, gwc_weight: Tensor, gwc_bias: Optional[Tensor], pwc1_w
         pwc2_weight: Optional[Tensor], stride: int, dilation: int, gwc_groups: int,
         fuse: str) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """CRU: S → Z, and for backward the fuse weights, D = Y1 − Y2 and (``'joint'``) Y2."""
-    return kernels.cru_forward(squeezed, gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation,
-                               gwc_groups, fuse)
+    return kernels.cru_forward(squeezed, gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation, gwc_groups,
+                               fuse)
 
 
 @cru.register_fake
@@ -73,25 +73,28 @@ def _(squeezed, gwc_weight, gwc_bias, pwc1_weight, pwc2_weight, stride, dilation
     weights = squeezed.new_empty((batch, gwc_weight.shape[0] * (1 if fuse == 'paper' else 2)),
                                  dtype=accumulation_dtype(squeezed.dtype))
     return (squeezed.new_empty(shape), weights, squeezed.new_empty(shape),
-            squeezed.new_empty(shape if fuse == 'joint' else (0,)))
+            squeezed.new_empty(shape if fuse == 'joint' else (0, )))
 
 
 @torch.library.custom_op(f'{NAMESPACE}::cru_backward', mutates_args=())
 def cru_backward(grad_out: Tensor, squeezed: Tensor, gwc_weight: Tensor, has_bias: bool, pwc1_weight: Tensor,
-                 pwc2_weight: Optional[Tensor], fuse_weights: Tensor, diff: Tensor, lower_output: Tensor,
-                 stride: int, dilation: int, gwc_groups: int, fuse: str) -> List[Tensor]:
+                 pwc2_weight: Optional[Tensor], fuse_weights: Tensor, diff: Tensor, lower_output: Tensor, stride: int,
+                 dilation: int, gwc_groups: int, fuse: str) -> List[Tensor]:
     """Gradients of S, the GWC weight and bias (empty without), PWC1 and PWC2 (empty without)."""
-    return kernels.cru_backward(grad_out, squeezed, gwc_weight, has_bias, pwc1_weight, pwc2_weight, fuse_weights,
-                                diff, lower_output, stride, dilation, gwc_groups, fuse)
+    return kernels.cru_backward(grad_out, squeezed, gwc_weight, has_bias, pwc1_weight, pwc2_weight, fuse_weights, diff,
+                                lower_output, stride, dilation, gwc_groups, fuse)
 
 
 @cru_backward.register_fake
-def _(grad_out, squeezed, gwc_weight, has_bias, pwc1_weight, pwc2_weight, fuse_weights, diff, lower_output,
-      stride, dilation, gwc_groups, fuse):
+def _(grad_out, squeezed, gwc_weight, has_bias, pwc1_weight, pwc2_weight, fuse_weights, diff, lower_output, stride,
+      dilation, gwc_groups, fuse):
     empty = squeezed.new_empty(0)
-    return [torch.empty_like(squeezed), torch.empty_like(gwc_weight),
-            gwc_weight.new_empty(gwc_weight.shape[:1]) if has_bias else empty, torch.empty_like(pwc1_weight),
-            empty if pwc2_weight is None else torch.empty_like(pwc2_weight)]
+    return [
+        torch.empty_like(squeezed),
+        torch.empty_like(gwc_weight),
+        gwc_weight.new_empty(gwc_weight.shape[:1]) if has_bias else empty,
+        torch.empty_like(pwc1_weight), empty if pwc2_weight is None else torch.empty_like(pwc2_weight)
+    ]
 
 
 def _cru_setup_context(ctx, inputs, output) -> None:
@@ -105,8 +108,8 @@ def _cru_setup_context(ctx, inputs, output) -> None:
 def _cru_backward(ctx, grad_out, *_):
     squeezed, gwc_weight, pwc1_weight, pwc2_weight, fuse_weights, diff, lower_output = ctx.saved_tensors
     grad_squeezed, grad_gwc_weight, grad_gwc_bias, grad_pwc1, grad_pwc2 = cru_backward(
-        grad_out, squeezed, gwc_weight, ctx.has_bias, pwc1_weight, pwc2_weight, fuse_weights, diff,
-        lower_output, *ctx.config)
+        grad_out, squeezed, gwc_weight, ctx.has_bias, pwc1_weight, pwc2_weight, fuse_weights, diff, lower_output,
+        *ctx.config)
     return (grad_squeezed, grad_gwc_weight, grad_gwc_bias if ctx.has_bias else None, grad_pwc1,
             grad_pwc2 if ctx.has_pwc2 else None, None, None, None, None)
 

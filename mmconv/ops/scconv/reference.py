@@ -26,8 +26,7 @@ class SRU(nn.Module):
         x: B×C1×H×W → B×C1×H×W.
     """
 
-    def __init__(self, channels: int, gn_groups: int = 4, gate_threshold: float = 0.5,
-                 gate: str = 'soft') -> None:
+    def __init__(self, channels: int, gn_groups: int = 4, gate_threshold: float = 0.5, gate: str = 'soft') -> None:
         super().__init__()
         self.gn = nn.GroupNorm(math.gcd(channels, gn_groups), channels)
         self.gate_threshold = gate_threshold
@@ -70,9 +69,9 @@ class CRU(nn.Module):
         x: B×C1×H×W → B×C2×⌈H/s⌉×⌈W/s⌉.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 dilation: int = 1, alpha: float = 0.5, squeeze_ratio: int = 2, gwc_groups: int = 2,
-                 gwc_bias: bool = False, fuse: str = 'paper') -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1,
+                 alpha: float = 0.5, squeeze_ratio: int = 2, gwc_groups: int = 2, gwc_bias: bool = False,
+                 fuse: str = 'paper') -> None:
         super().__init__()
         up, low, up_squeezed, low_squeezed = cru_widths(in_channels, alpha, squeeze_ratio)
         self.up_channels, self.low_channels = up, low
@@ -80,8 +79,8 @@ class CRU(nn.Module):
         self.fuse = fuse
         self.squeeze1 = nn.Conv2d(up, up_squeezed, 1, bias=False)
         self.squeeze2 = nn.Conv2d(low, low_squeezed, 1, bias=False)
-        self.gwc = nn.Conv2d(up_squeezed, out_channels, kernel_size, stride,
-                             dilation * (kernel_size // 2), dilation, gwc_groups, bias=gwc_bias)
+        self.gwc = nn.Conv2d(up_squeezed, out_channels, kernel_size, stride, dilation * (kernel_size // 2), dilation,
+                             gwc_groups, bias=gwc_bias)
         self.pwc1 = nn.Conv2d(up_squeezed, out_channels, 1, stride, bias=False)
         pwc2_width = out_channels - low_squeezed
         self.pwc2 = nn.Conv2d(low_squeezed, pwc2_width, 1, stride, bias=False) if pwc2_width else None

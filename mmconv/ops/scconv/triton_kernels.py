@@ -44,10 +44,10 @@ def _sru_output_kernel(x_ptr, mean_ptr, rstd_ptr, scale_ptr, shift_ptr, out_ptr,
     x_bottom = tl.load(x_ptr + bottom_base + offsets, mask=mask, other=0.0).to(tl.float32)
     stats_top = image * groups + top // group_channels
     stats_bottom = image * groups + bottom // group_channels
-    gate_top = tl.sigmoid((x_top - tl.load(mean_ptr + stats_top)) * tl.load(rstd_ptr + stats_top)
-                          * tl.load(scale_ptr + top) + tl.load(shift_ptr + top))
-    gate_bottom = tl.sigmoid((x_bottom - tl.load(mean_ptr + stats_bottom)) * tl.load(rstd_ptr + stats_bottom)
-                             * tl.load(scale_ptr + bottom) + tl.load(shift_ptr + bottom))
+    gate_top = tl.sigmoid((x_top - tl.load(mean_ptr + stats_top)) * tl.load(rstd_ptr + stats_top) *
+                          tl.load(scale_ptr + top) + tl.load(shift_ptr + top))
+    gate_bottom = tl.sigmoid((x_bottom - tl.load(mean_ptr + stats_bottom)) * tl.load(rstd_ptr + stats_bottom) *
+                             tl.load(scale_ptr + bottom) + tl.load(shift_ptr + bottom))
     if SOFT:
         keep_top = (gate_top > threshold).to(tl.float32)
         keep_bottom = (gate_bottom > threshold).to(tl.float32)
@@ -81,18 +81,17 @@ def triton_sru_output(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
     out = torch.empty(x.shape, dtype=dtype, device=x.device)
     if out.numel():
         grid = (batch * (channels // 2), triton.cdiv(pixels, BLOCK_P))
-        _sru_output_kernel[grid](x, mean, rstd, scale.float().contiguous(), shift.float().contiguous(), out,
-                                 channels, pixels, channels // groups, groups, threshold, gate == 'soft', BLOCK_P)
+        _sru_output_kernel[grid](x, mean, rstd, scale.float().contiguous(), shift.float().contiguous(), out, channels,
+                                 pixels, channels // groups, groups, threshold, gate == 'soft', BLOCK_P)
     return out
 
 
 @triton.jit
-def _difference_and_means_kernel(diff_ptr, lower_ptr, mean_diff_ptr, mean_lower_ptr, pixels,
-                                 BLOCK_P: tl.constexpr):
+def _difference_and_means_kernel(diff_ptr, lower_ptr, mean_diff_ptr, mean_lower_ptr, pixels, BLOCK_P: tl.constexpr):
     """One (image, channel) row: D = Y1 − Y2 over Y1 (``diff_ptr``), and the means of D and Y2."""
     row = tl.program_id(0).to(tl.int64) * pixels
-    diff_sum = tl.zeros((BLOCK_P,), dtype=tl.float32)
-    lower_sum = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    diff_sum = tl.zeros((BLOCK_P, ), dtype=tl.float32)
+    lower_sum = tl.zeros((BLOCK_P, ), dtype=tl.float32)
     for start in range(0, pixels, BLOCK_P):
         offsets = start + tl.arange(0, BLOCK_P)
         mask = offsets < pixels
@@ -131,7 +130,7 @@ def triton_cru_fuse(upper: torch.Tensor, out: torch.Tensor, weights: torch.Tenso
     mean_diff = torch.empty((batch, channels), dtype=torch.float32, device=out.device)
     mean_lower = torch.empty_like(mean_diff)
     if out.numel():
-        _difference_and_means_kernel[(batch * channels,)](upper, out, mean_diff, mean_lower, pixels, BLOCK_P)
+        _difference_and_means_kernel[(batch * channels, )](upper, out, mean_diff, mean_lower, pixels, BLOCK_P)
     if fuse == 'paper':  # per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·D
         first, lower_scale = torch.sigmoid(mean_diff, out=weights), torch.ones_like(mean_diff)
     else:  # Z = β1·Y1 + β2·Y2 = (β1 + β2)·Y2 + β1·D, softmax over (S_D + S_Y2, S_Y2)
@@ -139,5 +138,6 @@ def triton_cru_fuse(upper: torch.Tensor, out: torch.Tensor, weights: torch.Tenso
         first, second = weights.chunk(2, dim=1)
         first, lower_scale = first.contiguous(), first + second
     if out.numel():
-        _fuse_kernel[(batch * channels, triton.cdiv(pixels, BLOCK_P))](
-            out, upper, first, lower_scale, lower_copy if fuse == 'joint' else out, pixels, fuse == 'joint', BLOCK_P)
+        _fuse_kernel[(batch * channels, triton.cdiv(pixels, BLOCK_P))](out, upper, first, lower_scale,
+                                                                       lower_copy if fuse == 'joint' else out, pixels,
+                                                                       fuse == 'joint', BLOCK_P)
