@@ -131,21 +131,24 @@ class SparseCodingLayer(nn.Module):
                                    f'in eager mode (or load a checkpoint) before exporting it.')
             if self.normalize_atoms:
                 weight = weight / self._atom_norms(weight)
-        else:
+        elif not self._rerun_in_backward():
             if self.normalize_atoms:
                 self.project_atoms()
             if self._step_size_due():
                 self.update_step_size(signal.shape)
         return self._from_code(self._solve(signal, weight), x)
 
+    @staticmethod
+    def _rerun_in_backward() -> bool:
+        """Activation checkpointing reruns forward inside backward: that rerun must code with the
+        atoms and step size the first pass used (re-projecting moves the atoms by an ulp, enough to
+        flip a code entry across the threshold), so the state is left alone while a backward pass
+        runs. Under torch.compile the backward pass is compiled and reruns no Python forward."""
+        return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
     def _step_size_due(self) -> bool:
         # A traced forward (FLOP counting) uses the stored step size and changes no state.
         if torch.jit.is_tracing():
-            return False
-        # Activation checkpointing reruns forward inside backward: that rerun must code with the
-        # step size the first pass used, so the state is left alone while a backward pass runs.
-        # (Under torch.compile the backward pass is compiled and reruns no Python forward.)
-        if not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1:
             return False
         cold = self.power_vector.numel() == 0
         if not self.training:
