@@ -162,16 +162,6 @@ def _output_padding(x: Tensor, code: Tensor, weight: Tensor, ndim: int, stride: 
     return transpose_output_padding(x.shape[2:], code.shape[2:], weight.shape[2:], stride, padding, dilation)
 
 
-def _step_convolutions(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor, step: Tensor,
-                       ndim: int, stride: List[int], padding: List[int], dilation: List[int],
-                       groups: int) -> Tuple[Tensor, Tensor]:
-    """(−η AᵀA p, A p), p = ``point`` or y."""
-    geometry = (ndim, stride, padding, dilation, groups)
-    padding_out = _output_padding(x, c, weight, ndim, stride, padding, dilation)
-    decoded = decode(y if point is None else point, weight, padding_out, *geometry)
-    return encode(decoded, weight * -step, None, *geometry), decoded
-
-
 def _step_kernel(weight: Tensor, x: Tensor, y: Tensor, point: Optional[Tensor], c: Tensor, step: Tensor, theta: Tensor,
                  scale: Optional[Tensor], ndim: int, stride: List[int], padding: List[int], dilation: List[int],
                  groups: int, non_negative: bool, keep_output: bool, recompute: bool,

@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 
 from ..triton_support import check_triton_device, full_register_file
+from .kernels import layout_of
 from .reference import level_gain, output_size
 
 __all__ = ['NUM_WARPS', 'launch_config', 'triton_scc_forward']
@@ -123,8 +124,8 @@ def _scc_forward_kernel(x_ptr, weight_ptr, bias_ptr, gain_ptr, offset_ptr, force
 
 def launch_config(in_per_group: int, out_per_group: int, pixels: int) -> Tuple[int, int, int]:
     """(BLOCK_CO, BLOCK_CI, BLOCK_P): powers of two ≥ 16 (``tl.dot``'s least), the channel blocks no
-    wider than the group needs, up to 64 output channels × 64 pixels (four fp32 tiles of 16
-    registers per thread at 4 warps) and 32 input channels per ``tl.dot``."""
+    wider than the group needs, up to 64 output channels × 64 pixels (the three fp32 tiles of
+    :data:`NUM_WARPS`) and 32 input channels per ``tl.dot``."""
     block_co = max(16, min(64, triton.next_power_of_2(out_per_group)))
     block_ci = max(16, min(32, triton.next_power_of_2(in_per_group)))
     block_p = max(16, min(64, triton.next_power_of_2(pixels)))
@@ -143,9 +144,7 @@ def triton_scc_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         forced: int8 map of the output's shape (−1 = natural choice), or None.
     """
     check_triton_device('SCC', x, weight)
-    layout = (
-        torch.channels_last
-        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+    layout = layout_of(x)
     batch, in_channels, height, width = x.shape
     out_channels, kernel_size = weight.shape[0], weight.shape[-1]
     # Tap-major weight (K·K × C_out × C_in/g): each tap's block of the GEMM is one contiguous read.

@@ -20,7 +20,7 @@ from ..pointwise import add_pointwise_input_grad, batched_pointwise, pointwise_w
 from ..precision import accumulation_dtype
 from ..triton_support import TRITON_DTYPES, use_triton
 
-__all__ = ['cru_backward', 'cru_forward', 'sru_squeeze_backward', 'sru_squeeze_forward']
+__all__ = ['cru_backward', 'cru_forward', 'fuse_weights', 'sru_squeeze_backward', 'sru_squeeze_forward']
 
 
 def _split_matmul(weights: List[torch.Tensor], pixels: torch.Tensor,
@@ -310,18 +310,32 @@ def _cru_chunk_forward(squeezed: torch.Tensor, gwc_weight: torch.Tensor, gwc_bia
     diff.sub_(out)
     acc_dtype = accumulation_dtype(diff.dtype)
     pooled_diff = diff.mean(dim=(2, 3), dtype=acc_dtype)
-    if fuse == 'paper':
-        # Per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·(Y1 − Y2).
-        torch.sigmoid(pooled_diff, out=weights)
-        out.addcmul_(diff, weights[..., None, None].to(out.dtype))
-    else:
+    pooled_y2 = None
+    if fuse == 'joint':
         y2.copy_(out)
         pooled_y2 = y2.mean(dim=(2, 3), dtype=acc_dtype)
-        # Z = β1·Y1 + β2·Y2 = β1·(Y1 − Y2) + (β1 + β2)·Y2.
-        weights.copy_(torch.softmax(torch.cat([pooled_diff + pooled_y2, pooled_y2], 1), dim=1))
-        first, second = weights.chunk(2, dim=1)
-        out.mul_((first + second)[..., None, None].to(out.dtype))
-        out.addcmul_(diff, first[..., None, None].to(out.dtype))
+    first, y2_scale = fuse_weights(pooled_diff, pooled_y2, fuse, weights)
+    if y2_scale is not None:
+        out.mul_(y2_scale[..., None, None].to(out.dtype))
+    out.addcmul_(diff, first[..., None, None].to(out.dtype))
+
+
+def fuse_weights(pooled_diff: torch.Tensor, pooled_y2: Optional[torch.Tensor], fuse: str,
+                 weights: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """The CRU fuse Z = s·Y2 + β1·D from the pooled D = Y1 − Y2 and (``'joint'``) pooled Y2, B×C each.
+
+    ``'paper'``: a per-channel two-way softmax, β1 = sigmoid(S1 − S2), s = 1; ``'joint'``: one softmax
+    over the 2C logits (S_D + S_Y2, S_Y2), s = β1 + β2. The weights backward needs are written to
+    ``weights`` (B×C or B×2C).
+
+    Returns:
+        β1 (B×C) and s (B×C, or None for 1).
+    """
+    if fuse == 'paper':
+        return torch.sigmoid(pooled_diff, out=weights), None
+    weights.copy_(torch.softmax(torch.cat([pooled_diff + pooled_y2, pooled_y2], 1), dim=1))
+    first, second = weights.chunk(2, dim=1)
+    return first, first + second
 
 
 def _cru_chunk_backward(grad_out: torch.Tensor, squeezed: torch.Tensor, diff: torch.Tensor, weights: torch.Tensor,

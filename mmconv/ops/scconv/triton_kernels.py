@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from ..triton_support import check_triton_device
+from .kernels import fuse_weights
 
 __all__ = ['BLOCK_P', 'triton_cru_fuse', 'triton_sru_output']
 
@@ -131,12 +132,9 @@ def triton_cru_fuse(upper: torch.Tensor, out: torch.Tensor, weights: torch.Tenso
     mean_lower = torch.empty_like(mean_diff)
     if out.numel():
         _difference_and_means_kernel[(batch * channels, )](upper, out, mean_diff, mean_lower, pixels, BLOCK_P)
-    if fuse == 'paper':  # per-channel two-way softmax: β1 = sigmoid(S1 − S2), Z = Y2 + β1·D
-        first, lower_scale = torch.sigmoid(mean_diff, out=weights), torch.ones_like(mean_diff)
-    else:  # Z = β1·Y1 + β2·Y2 = (β1 + β2)·Y2 + β1·D, softmax over (S_D + S_Y2, S_Y2)
-        weights.copy_(torch.softmax(torch.cat([mean_diff + mean_lower, mean_lower], 1), dim=1))
-        first, second = weights.chunk(2, dim=1)
-        first, lower_scale = first.contiguous(), first + second
+    first, lower_scale = fuse_weights(mean_diff, mean_lower, fuse, weights)
+    first = first.contiguous()
+    lower_scale = torch.ones_like(mean_diff) if lower_scale is None else lower_scale
     if out.numel():
         _fuse_kernel[(batch * channels, triton.cdiv(pixels, BLOCK_P))](out, upper, first, lower_scale,
                                                                        lower_copy if fuse == 'joint' else out, pixels,
