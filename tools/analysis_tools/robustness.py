@@ -123,19 +123,35 @@ def _lam_label(lam) -> str:
     return 'model λ' if lam is None else f'λ={lam:g}'
 
 
-def plot_accuracy_vs_severity(rows: Sequence[dict], path: str) -> None:
-    """One panel per corruption (and the mean): accuracy over severity, one line per λ."""
+def _panel_grid(count: int, sharey: bool):
+    """A figure of ``count`` panels, four to a row (matplotlib with the Agg backend)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    cols = min(4, count)
+    rows = -(-count // cols)
+    return plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False, sharey=sharey)
 
+
+def _save_panels(fig, axes, count: int, path: str, legend: bool = True) -> None:
+    """Blank the unused panels, add the first panel's legend, write ``path`` and close the figure."""
+    import matplotlib.pyplot as plt
+    for ax in list(axes.flat)[count:]:
+        ax.axis('off')
+    if legend:
+        axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_severity(rows: Sequence[dict], path: str) -> None:
+    """One panel per corruption (and the mean): accuracy over severity, one line per λ."""
     corruptions = list(dict.fromkeys(r['corruption'] for r in rows if r['corruption'] != CLEAN))
     lams = list(dict.fromkeys(r['lam'] for r in rows))
     clean = {r['lam']: r['accuracy'] for r in rows if r['corruption'] == CLEAN}
     panels = corruptions + ['mean']
-    cols = min(4, len(panels))
-    nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False, sharey=True)
+    fig, axes = _panel_grid(len(panels), sharey=True)
     for ax, panel in zip(axes.flat, panels):
         for lam in lams:
             per_severity = {}
@@ -150,25 +166,14 @@ def plot_accuracy_vs_severity(rows: Sequence[dict], path: str) -> None:
         ax.set_xlabel('severity (0 = clean)', fontsize=8)
         ax.set_ylabel('top-1 accuracy (%)', fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis('off')
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_panels(fig, axes, len(panels), path)
 
 
 def plot_accuracy_vs_lambda(rows: Sequence[dict], summary: Sequence[dict], path: str) -> None:
     """One panel per corruption (and the mean): accuracy over λ, per severity and on average."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     corruptions = list(dict.fromkeys(r['corruption'] for r in rows if r['corruption'] != CLEAN))
     panels = corruptions + ['mean']
-    cols = min(4, len(panels))
-    nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False, sharey=True)
+    fig, axes = _panel_grid(len(panels), sharey=True)
     for ax, panel in zip(axes.flat, panels):
         if panel != 'mean':
             for severity in sorted({r['severity'] for r in rows if r['corruption'] == panel}):
@@ -185,23 +190,12 @@ def plot_accuracy_vs_lambda(rows: Sequence[dict], summary: Sequence[dict], path:
         ax.set_xlabel('test-time λ', fontsize=8)
         ax.set_ylabel('top-1 accuracy (%)', fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis('off')
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_panels(fig, axes, len(panels), path)
 
 
 def plot_lambda_fit(best: Sequence[dict], fits: Sequence[dict], path: str) -> None:
     """Best λ against reconstruction error: one panel per corruption, its severities and the line."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    cols = min(4, len(fits))
-    nrows = -(-len(fits) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False)
+    fig, axes = _panel_grid(len(fits), sharey=False)
     for ax, fit in zip(axes.flat, fits):
         points = [(b['recon_error'], b['best_lam']) for b in best if b['corruption'] == fit['corruption']]
         ax.scatter(*zip(*points), s=14)
@@ -214,11 +208,7 @@ def plot_lambda_fit(best: Sequence[dict], fits: Sequence[dict], path: str) -> No
         ax.set_xlabel('reconstruction error ‖x − Az‖/‖x‖', fontsize=8)
         ax.set_ylabel('best test-time λ', fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(fits):]:
-        ax.axis('off')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_panels(fig, axes, len(fits), path, legend=False)
 
 
 def report(summary: Sequence[dict], swept: bool) -> List[str]:
@@ -247,9 +237,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
         model, cfg = load_classifier(args.config, args.checkpoint, device, args.cfg_options)
-        csc_layers = args.csc_layers
-        if csc_layers is None and preset.get('first_csc_layer') and find_csc_layers(model):
-            csc_layers = f'^{re.escape(next(iter(find_csc_layers(model))))}$'
+        csc_layers, all_csc_layers = args.csc_layers, find_csc_layers(model)
+        if csc_layers is None and preset.get('first_csc_layer') and all_csc_layers:
+            csc_layers = f'^{re.escape(next(iter(all_csc_layers)))}$'
         rows = evaluate_robustness(model, cfg, corruptions=args.corruptions, severities=args.severities,
                                    lambdas=lambdas, csc_layers=csc_layers, cifar_c=args.cifar_c, seed=args.seed,
                                    batch_size=args.batch_size, progress=not args.no_progress, grid=grid)

@@ -52,6 +52,8 @@ class RobustnessEvaluator:
             model's own λ.
         csc_layers: regular expression (``re.search``) on module names selecting the CSC layers to
             sweep and measure; ``None`` selects all.
+        params: the corruption parameter of each (corruption, severity), reported with its rows
+            (a source's ``params``).
     """
     model: nn.Module
     lambdas: Optional[Sequence[float]] = None
@@ -130,9 +132,9 @@ def evaluate_robustness(model: nn.Module, cfg: Config, corruptions: Optional[Seq
     evaluator = RobustnessEvaluator(model, lambdas, csc_layers)
     if cifar_c is None:
         source = GeneratedCorruptions(cfg, corruptions, severities, grid, seed, batch_size)
-        evaluator.params = {unit: grid[unit[0]][unit[1] - 1] for unit in source.units}
     else:
         source = ArrayCorruptions(cfg, cifar_c, corruptions, severities, batch_size)
+    evaluator.params = source.params
     saved_lambdas = {name: layer.lam for name, layer in evaluator.layers.items()}
     try:
         with _progress(source.num_batches * len(evaluator.sweep), source.description, progress) as bar:

@@ -1,7 +1,8 @@
 """Where corrupted test batches come from, behind one interface.
 
-A source is an iterable of ``(corruption, severity, batch)`` with ``num_batches``; severity 0 is
-the clean test set. Two sources:
+A source is an iterable of ``(corruption, severity, batch)`` with ``num_batches`` and ``params``
+(the corruption parameter of each (corruption, severity), where known); severity 0 is the clean
+test set. Two sources:
 
 * :class:`GeneratedCorruptions`: the config's clean test set, after its test pipeline (resize,
   crop, ...), corrupted by :func:`.corruptions.corrupt` just before the model's data preprocessor,
@@ -167,6 +168,7 @@ class GeneratedCorruptions:
         for name, level in self.units:
             check_corruption(name, level, grid)
         self.grid, self.seed = grid, seed
+        self.params = {(name, level): grid[name][level - 1] for name, level in self.units}
         self.clean_batches, self.batches = clean_test_batches(cfg, batch_size)
         self.num_batches = self.clean_batches * (1 + len(self.units))
         self.description = 'generated corruptions'
@@ -192,6 +194,7 @@ class ArrayCorruptions:
     def __init__(self, cfg: Config, directory: str, corruptions: Optional[Sequence[str]] = None,
                  severities: Optional[Sequence[int]] = None, batch_size: Optional[int] = None):
         self.arrays = CorruptedArrays(directory)
+        self.params = {}  # the files do not say how they were made
         self.names = self.arrays.select(corruptions)
         self.severities = tuple(severities or SEVERITIES)
         for severity in self.severities:
