@@ -4,8 +4,9 @@ registers and spills.
 For every kernel, dtype (fp16, bf16, fp32) and target (sm_80, sm_90 by default), Triton compiles
 the kernel at its largest launch tile (the tile every launch configuration stays within) to PTX and
 a cubin on this machine's CPU; Triton's bundled ``ptxas -v`` then reports the registers per thread
-and the spill stores and loads. The kernels are designed not to spill (the accumulator tile is at
-most 2048 elements per 4 warps, 16 registers per thread), so any spill is an error (exit 1).
+and the spill stores and loads. The kernels' tiles are sized to stay in registers (involution: at
+most 2048 fp32 accumulators per 4 warps; SCC: three 64×64 fp32 tiles at 8 warps, launched with
+``maxnreg=255``), so any spill is an error (exit 1).
 
 Usage:
     python tools/misc/triton_aot.py [--archs 80 90]
@@ -62,10 +63,10 @@ def scc_cases() -> List[dict]:
     the largest tile launch_config picks, with forced levels (training) and without; the output is
     fp32 (α and β are fp32 parameters) and the choice int8."""
     from mmconv.ops.scc import triton_kernels as kernels
+    from mmconv.ops.triton_support import full_register_file
     block_co, block_ci, block_p = kernels.launch_config(64, 64, 56 * 56)
     pointers = dict(x_ptr=None, weight_ptr=None, bias_ptr=None, gain_ptr='*fp32', offset_ptr='*fp32', forced_ptr='*i8',
                     out_ptr='*fp32', choice_ptr='*i8')
-    from mmconv.ops.triton_support import full_register_file
     options = dict(num_warps=kernels.NUM_WARPS, **full_register_file())
     return [
         dict(
